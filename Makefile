@@ -1,0 +1,51 @@
+# Two commands for a fresh machine:
+#   make book   run every notebook (committed profile) and build the site into _build/html
+#   make test   lint, unit tests, then a smoke build of the whole book (tiny settings)
+# The first target that needs Python creates $(VENV) from requirements.lock.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+# Dataset root, passed through from the environment (CI points it at ../shared/data).
+LTH_DATA ?= ./data
+export LTH_DATA
+
+.PHONY: book test smoke lint format bench clean
+
+book: $(STAMP)
+	$(PY) scripts/build_book.py
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q
+	$(MAKE) smoke
+
+# Smoke profile, with run records and chain cache in a fresh temporary folder, so that
+# CI never writes into data/runs or .cache.
+smoke: $(STAMP)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	LTH_CACHE="$$tmp/cache" $(PY) scripts/build_book.py --profile smoke --runs "$$tmp/runs"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP)
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf _build book/figures
+	rm -f book/*.ipynb
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -r requirements.lock
+	$(PY) -m pip install --no-deps -e .
+	touch $@

@@ -1,0 +1,349 @@
+"""Pruning chains and sweeps: specs -> populations -> run records -> tidy DataFrames.
+
+A :class:`Chain` is one iterative pruning experiment (PAPER.md section 1): a network, a seed, a
+mask criterion, a mask-1 action and a mask-0 action. Its round r is one trained network, a *run*,
+fully described by :meth:`Chain.run_spec` and stored under that spec's hash. Round 0 is the dense
+network, the same for every criterion and action, so its spec names none of them and all chains
+of one seed share it.
+
+:func:`run_sweep` advances many chains in lockstep, round by round; every round trains all the
+runs still missing as one population. Finished runs are read back, never retrained; a chain's
+per-round tensors go to the state cache, so an interrupted sweep resumes at the round it stopped.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import __version__
+from .actions import get_mask0_action, get_mask1_action, next_round_start
+from .criteria import FIGURE3_CRITERIA, get_criterion, prune_layerwise
+from .data import Dataset, Split, load_dataset
+from .nets import Population, get_architecture, initial_weights, percent_remaining
+from .nets import seeded_generator as _generator
+from .store import RunStore, StateCache, spec_key
+from .train import PROTOCOLS, Protocol, train_population
+
+PRECISIONS = ("fp32",)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One iterative pruning experiment; ``iterations`` etc. default to the paper's protocol."""
+
+    net: str
+    seed: int
+    criterion: str = "large_final"
+    mask1: str = "rewind"
+    mask0: str = "zero"
+    iterations: int | None = None
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        get_architecture(self.net)
+        get_criterion(self.criterion)
+        get_mask1_action(self.mask1)
+        get_mask0_action(self.mask0)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; accepted: {PRECISIONS}")
+        if self.net not in PROTOCOLS:
+            raise ValueError(f"no training protocol for {self.net!r}")
+
+    @property
+    def protocol(self) -> Protocol:
+        base = PROTOCOLS[self.net]
+        return base if self.iterations is None else replace(base, iterations=self.iterations)
+
+    def run_spec(self, round_: int) -> dict:
+        """Everything that determines round ``round_`` of this chain (its store key's source)."""
+        protocol = self.protocol
+        dense = round_ == 0
+        return {
+            "net": self.net,
+            "seed": self.seed,
+            "round": round_,
+            "criterion": None if dense else self.criterion,
+            "mask1": None if dense else self.mask1,
+            "mask0": None if dense else self.mask0,
+            "iterations": protocol.iterations,
+            "batch_size": protocol.batch_size,
+            "lr": protocol.lr,
+            "eval_every": protocol.eval_every,
+            "precision": self.precision,
+        }
+
+    def run_key(self, round_: int) -> str:
+        return spec_key(self.run_spec(round_))
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named scale for every notebook: seeds, rounds and training length."""
+
+    seeds: tuple[int, ...]
+    rounds: int
+    iterations: int | None  # None: the paper's per-network protocol
+    description: str = field(default="", compare=False)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile((0,), 2, 200, "CI: 1 seed, 2 rounds, 200 iterations"),
+    "mid": Profile((0, 1), 16, 10_000, "committed: 2 seeds, 16 rounds, 10,000 iterations"),
+    "paper": Profile((0, 1, 2, 3, 4), 24, None, "the paper: 5 seeds, 24 rounds, full protocol"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A notebook's resolved parameters."""
+
+    net: str
+    criteria: tuple[str, ...]
+    seeds: tuple[int, ...]
+    rounds: int
+    iterations: int | None
+    profile: str
+
+    def chains(self, mask1: str = "rewind", mask0: str = "zero") -> list[Chain]:
+        return [
+            Chain(self.net, seed, criterion, mask1, mask0, self.iterations)
+            for criterion in self.criteria
+            for seed in self.seeds
+        ]
+
+    def describe(self) -> str:
+        iterations = self.iterations or PROTOCOLS[self.net].iterations
+        return (
+            f"{self.net}, profile {self.profile!r}: {len(self.seeds)} seed(s) {list(self.seeds)}, "
+            f"{self.rounds} pruning rounds, {iterations:,} iterations per run, fp32"
+        )
+
+
+def resolve_settings(
+    profile: str = "mid",
+    net: str = "fc",
+    criteria: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    rounds: int | None = None,
+    iterations: int | None = None,
+) -> Settings:
+    """Fill the parameters left as None from ``profile``; reject unknown values at once."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; accepted: {', '.join(PROFILES)}")
+    get_architecture(net)
+    base = PROFILES[profile]
+    criteria = tuple(FIGURE3_CRITERIA if criteria is None else criteria)
+    for name in criteria:
+        get_criterion(name)
+    seeds = tuple(base.seeds if seeds is None else seeds)
+    rounds = base.rounds if rounds is None else rounds
+    iterations = base.iterations if iterations is None else iterations
+    if not seeds or not criteria:
+        raise ValueError("need at least one seed and one criterion")
+    if rounds < 0:
+        raise ValueError(f"rounds must be >= 0, got {rounds}")
+    if iterations is not None and iterations < 1:
+        raise ValueError(f"iterations must be positive or None (the paper's), got {iterations}")
+    return Settings(net, criteria, tuple(int(s) for s in seeds), rounds, iterations, profile)
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _plan(chains: Sequence[Chain], rounds: int, store: RunStore, cache: StateCache):
+    """For every chain, which rounds must be trained: missing records, plus earlier rounds whose
+    cached state a later missing round needs and the cache no longer has."""
+    plan = {}
+    for chain in chains:
+        need = [False] * (rounds + 1)
+        for r in range(rounds, -1, -1):
+            key = chain.run_key(r)
+            next_needs_state = r < rounds and need[r + 1]
+            need[r] = key not in store or (next_needs_state and key not in cache)
+        plan[chain] = need
+    return plan
+
+
+def _start_state(chain: Chain, round_: int, previous: dict | None):
+    """Start values and mask of ``chain`` at ``round_`` from its previous round's state."""
+    arch = get_architecture(chain.net)
+    if round_ == 0:
+        weights = initial_weights(arch, chain.seed)
+        return weights, [torch.ones(layer.shape) for layer in arch.layers]
+    key = chain.run_key(round_)
+    w_start, w_final, mask = previous["w_start"], previous["w_final"], previous["mask"]
+    rates = [layer.rate for layer in arch.layers]
+    criterion = get_criterion(chain.criterion)
+    new_mask = prune_layerwise(mask, w_start, w_final, criterion, rates, _generator(key, "prune"))
+    mask1, mask0 = get_mask1_action(chain.mask1), get_mask0_action(chain.mask0)
+    generator = _generator(key, "mask-1")
+    weights = [
+        next_round_start(ws, wf, m, mask1, mask0, generator)
+        for ws, wf, m in zip(w_start, w_final, new_mask, strict=True)
+    ]
+    return weights, new_mask
+
+
+def _record(chain, round_, member, result, pop, wall, device) -> dict:
+    arch = pop.arch
+    masks = [m[member] for m in pop.masks]
+    return {
+        "key": chain.run_key(round_),
+        "spec": chain.run_spec(round_),
+        "result": {
+            "test_accuracy": float(result.test_accuracy[member]),
+            "early_stop_iteration": int(result.early_stop_iteration[member]),
+            "best_val_loss": float(result.best_val_loss[member]),
+            "final_test_accuracy": float(result.final_test_accuracy[member]),
+            "percent_remaining": percent_remaining(arch, masks),
+            "weights_remaining": {
+                layer.name: int(m.count_nonzero())
+                for layer, m in zip(arch.layers, masks, strict=True)
+            },
+            "val_loss": [round(float(v), 5) for v in result.val_loss[member]],
+            "n_test": result.n_test,
+        },
+        "provenance": {
+            "lth_version": __version__,
+            "git_commit": _git_commit(),
+            "torch": torch.__version__,
+            "device": str(device),
+            "cpu": platform.processor() or platform.machine(),
+            "population_size": pop.size,
+            "population_wall_time_s": round(wall, 2),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    }
+
+
+def run_sweep(
+    chains: Sequence[Chain],
+    rounds: int,
+    *,
+    store: RunStore | None = None,
+    cache: StateCache | None = None,
+    data_root: str | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Make sure rounds 0..``rounds`` of every chain are in the store, training what is missing
+    one population per round, and return them as a tidy DataFrame (see :func:`sweep_frame`)."""
+    store = store or RunStore()
+    cache = cache or StateCache()
+    chains = list(dict.fromkeys(chains))
+    nets = {c.net for c in chains}
+    if len(nets) > 1:
+        raise ValueError(f"one network per sweep, got {sorted(nets)}")
+    plan = _plan(chains, rounds, store, cache)
+    todo = [{c.run_key(r) for c in chains if plan[c][r]} for r in range(rounds + 1)]
+    n_runs = sum(len(keys) for keys in todo)
+    total = sum(len(set(c.run_key(r) for c in chains)) for r in range(rounds + 1))
+    if n_runs == 0:
+        log(f"all {total} runs found in the store {store.root}; nothing to train")
+        return sweep_frame(chains, rounds, store)
+    protocol = chains[0].protocol
+    samples = n_runs * protocol.iterations * protocol.batch_size
+    log(
+        f"{total - n_runs} of {total} runs found in {store.root}; training {n_runs} "
+        f"({samples / 1e6:,.0f} M model-samples, about {samples / 1e5 / 3600:.1f} h "
+        "at 100k model-samples/s)"
+    )
+    data = load_dataset(get_architecture(chains[0].net).dataset, data_root)
+    data = data if device == "cpu" else _to_device(data, device)
+
+    states: dict[str, dict] = {}
+    for r in range(rounds + 1):
+        members: dict[str, Chain] = {}
+        for chain in chains:
+            if plan[chain][r]:
+                members.setdefault(chain.run_key(r), chain)
+        if not members:
+            continue
+        starts = []
+        for chain in members.values():
+            previous = None
+            if r > 0:
+                prev_key = chain.run_key(r - 1)
+                previous = states.get(prev_key) or cache.load(prev_key)
+            starts.append(_start_state(chain, r, previous))
+        arch = get_architecture(chains[0].net)
+        pop = Population.from_members(arch, [s[0] for s in starts], [s[1] for s in starts])
+        pop = pop.to(device)
+        order_seeds = [chain.seed for chain in members.values()]
+        t0 = time.perf_counter()
+        desc = f"round {r}/{rounds}: {len(members)} run(s)"
+        result = train_population(pop, data, protocol, order_seeds, progress=progress, desc=desc)
+        wall = time.perf_counter() - t0
+        new_states = {}
+        for i, (key, chain) in enumerate(members.items()):
+            state = {
+                "w_start": [w[i].cpu() for w in pop.weights],
+                "w_final": [w[i].cpu() for w in result.final_weights],
+                "mask": [m[i].cpu() for m in pop.masks],
+            }
+            cache.save(key, state)
+            new_states[key] = state
+            if key not in store:
+                store.put(key, _record(chain, r, i, result, pop, wall, device))
+        states = new_states
+    return sweep_frame(chains, rounds, store)
+
+
+def _to_device(data: Dataset, device: str) -> Dataset:
+    def move(s: Split) -> Split:
+        return Split(s.x.to(device), s.y.to(device))
+
+    return Dataset(data.name, move(data.train), move(data.val), move(data.test), data.num_classes)
+
+
+def sweep_frame(chains: Sequence[Chain], rounds: int, store: RunStore) -> pd.DataFrame:
+    """One row per (chain, round) with its record's results; round 0 (the dense network) is
+    repeated for every chain so that each curve starts at 100% of weights remaining."""
+    rows = []
+    for chain in chains:
+        for r in range(rounds + 1):
+            record = store.get(chain.run_key(r))
+            if record is None:
+                raise KeyError(f"run {chain.run_key(r)} ({chain}, round {r}) is not in the store")
+            res = record["result"]
+            rows.append(
+                {
+                    **{k: v for k, v in asdict(chain).items() if k != "iterations"},
+                    "iterations": chain.protocol.iterations,
+                    "round": r,
+                    "percent_remaining": res["percent_remaining"],
+                    "test_accuracy": res["test_accuracy"],
+                    "early_stop_iteration": res["early_stop_iteration"],
+                    "final_test_accuracy": res["final_test_accuracy"],
+                    "best_val_loss": res["best_val_loss"],
+                    "n_test": res["n_test"],
+                    "key": record["key"],
+                }
+            )
+    return pd.DataFrame(rows)

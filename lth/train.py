@@ -1,0 +1,201 @@
+"""The paper's training protocol on a population of networks (PAPER.md section 3).
+
+All K members train in one batched computation. Each member draws its own batches (members that
+share an order seed share the batch order), has its own Adam state (Adam is elementwise, so one
+fused Adam over the stacked tensors is K independent Adams) and its own early-stopping point.
+The loss is the sum over members of each member's mean cross-entropy, so no member's gradient
+depends on another's.
+
+Pruned weights never move: after every backward pass each weight gradient is multiplied by the
+mask. With a fresh Adam whose moments start at zero, a weight whose gradient is always zero gets
+an update of exactly zero, so the pruned entries keep, bit for bit, the values the mask-0 action
+gave them. This is the paper's ``w_eff = m * w + (1 - m) * w_frozen`` with ``w_frozen`` stored in
+the pruned entries of ``w``.
+
+Validation loss is measured every ``eval_every`` iterations, before the first and after the last;
+each member's weights at its minimum-validation-loss point are kept, and test accuracy is
+measured once, at the end, on those weights: the paper's "test accuracy at early stopping".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .data import Dataset, Split, to_float
+from .nets import Population, seeded_generator
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Optimiser and schedule of one network (PAPER.md section 3, Adam throughout)."""
+
+    iterations: int
+    batch_size: int = 60
+    lr: float = 1.2e-3
+    eval_every: int = 100
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"learning rate must be positive, got {self.lr}")
+
+    def evaluation_points(self) -> list[int]:
+        """Iterations at which validation loss is measured: 0, every ``eval_every``, the end."""
+        points = list(range(0, self.iterations, self.eval_every))
+        return points + [self.iterations]
+
+
+#: The paper's protocol per network (PAPER.md section 3).
+PROTOCOLS: dict[str, Protocol] = {
+    "fc": Protocol(iterations=50_380, batch_size=60, lr=1.2e-3),
+}
+
+
+@dataclass
+class TrainResult:
+    """What one population's training produced; every tensor has a leading member axis."""
+
+    final_weights: list[Tensor]  # weights at the end of training (masks come from these)
+    early_stop_iteration: Tensor  # (K,) iteration of minimum validation loss
+    best_val_loss: Tensor  # (K,)
+    test_accuracy: Tensor  # (K,) at the early-stopping point: the paper's metric
+    final_test_accuracy: Tensor  # (K,) at the end of training
+    val_iterations: list[int]
+    val_loss: Tensor  # (K, len(val_iterations))
+    n_test: int
+
+
+class BatchOrder:
+    """Each member's batches: a fresh seeded permutation every epoch, last partial batch
+    dropped (PAPER.md section 3). Members with the same order seed get the same batches."""
+
+    def __init__(self, n: int, batch_size: int, order_seeds: Sequence[int], device):
+        if batch_size > n:
+            raise ValueError(f"batch size {batch_size} exceeds the {n} training examples")
+        self.n, self.batch_size, self.device = n, batch_size, device
+        self.per_epoch = n // batch_size
+        distinct = sorted(set(order_seeds))
+        self.generators = [seeded_generator(seed, "batch-order") for seed in distinct]
+        self.member_group = torch.tensor([distinct.index(s) for s in order_seeds], device=device)
+        self.perms: Tensor | None = None
+
+    def indices(self, iteration: int) -> Tensor:
+        """Training-set indices of every member's batch at ``iteration``, shape (K, B)."""
+        step = iteration % self.per_epoch
+        if step == 0 or self.perms is None:
+            perms = [torch.randperm(self.n, generator=g) for g in self.generators]
+            self.perms = torch.stack(perms).to(self.device)
+        start = step * self.batch_size
+        return self.perms[self.member_group, start : start + self.batch_size]
+
+
+def _logits(pop: Population, split: Split, weights, biases, chunk: int = 5000) -> Tensor:
+    """Logits of every member on a whole split, shape (K, N, classes), in chunks of images."""
+    parts = [
+        pop.forward(to_float(split.x[i : i + chunk]), weights, biases)
+        for i in range(0, len(split.y), chunk)
+    ]
+    return torch.cat(parts, dim=1)
+
+
+@torch.no_grad()
+def mean_loss(pop: Population, split: Split, weights=None, biases=None) -> Tensor:
+    """Mean cross-entropy of every member on ``split``, shape (K,)."""
+    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases)
+    k, n, c = logits.shape
+    losses = F.cross_entropy(logits.reshape(-1, c), split.y.repeat(k), reduction="none")
+    return losses.view(k, n).mean(dim=1)
+
+
+@torch.no_grad()
+def accuracy(pop: Population, split: Split, weights=None, biases=None) -> Tensor:
+    """Classification accuracy of every member on ``split``, shape (K,)."""
+    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases)
+    return (logits.argmax(dim=-1) == split.y).float().mean(dim=1)
+
+
+def train_population(
+    pop: Population,
+    data: Dataset,
+    protocol: Protocol,
+    order_seeds: Sequence[int],
+    *,
+    progress: bool = False,
+    desc: str = "training",
+) -> TrainResult:
+    """Train every member of ``pop`` in place by the paper's protocol (PAPER.md section 3).
+
+    ``pop.weights`` must already hold each member's start values: mask-1 values on kept entries,
+    mask-0 values on pruned ones. ``order_seeds[k]`` fixes member k's batch order.
+    """
+    k = pop.size
+    if len(order_seeds) != k:
+        raise ValueError(f"need one order seed per member: {len(order_seeds)} for {k} members")
+    device = pop.weights[0].device
+    weights = [w.clone().requires_grad_(True) for w in pop.weights]
+    biases = [b.clone().requires_grad_(True) for b in pop.biases]
+    optimizer = torch.optim.Adam(
+        weights + biases, lr=protocol.lr, betas=protocol.betas, eps=protocol.eps, fused=True
+    )
+    order = BatchOrder(len(data.train), protocol.batch_size, order_seeds, device)
+    train_x, train_y = data.train.x, data.train.y
+    batch = protocol.batch_size
+
+    evaluation_points = protocol.evaluation_points()
+    val_loss = torch.empty(k, len(evaluation_points))
+    best_loss = torch.full((k,), float("inf"))
+    best_iteration = torch.zeros(k, dtype=torch.long)
+    best_weights = [w.detach().clone() for w in weights]
+    best_biases = [b.detach().clone() for b in biases]
+
+    def evaluate(column: int, iteration: int) -> None:
+        loss = mean_loss(pop, data.val, [w.detach() for w in weights], [b.detach() for b in biases])
+        val_loss[:, column] = loss.cpu()
+        improved = val_loss[:, column] < best_loss
+        if improved.any():
+            best_loss[improved] = val_loss[improved, column]
+            best_iteration[improved] = iteration
+            on_device = improved.to(device)
+            for best, current in zip(best_weights + best_biases, weights + biases, strict=True):
+                best[on_device] = current.detach()[on_device]
+
+    column = 0
+    for iteration in tqdm(range(protocol.iterations), desc=desc, disable=not progress):
+        if iteration == evaluation_points[column]:
+            evaluate(column, iteration)
+            column += 1
+        idx = order.indices(iteration)
+        x = to_float(train_x[idx])
+        logits = pop.forward(x, weights, biases)
+        loss = F.cross_entropy(
+            logits.reshape(k * batch, -1), train_y[idx].reshape(-1), reduction="sum"
+        )
+        optimizer.zero_grad(set_to_none=True)
+        (loss / batch).backward()
+        for w, m in zip(weights, pop.masks, strict=True):
+            w.grad.mul_(m)
+        optimizer.step()
+    evaluate(column, protocol.iterations)
+
+    final_weights = [w.detach() for w in weights]
+    final_biases = [b.detach() for b in biases]
+    return TrainResult(
+        final_weights=final_weights,
+        early_stop_iteration=best_iteration,
+        best_val_loss=best_loss,
+        test_accuracy=accuracy(pop, data.test, best_weights, best_biases).cpu(),
+        final_test_accuracy=accuracy(pop, data.test, final_weights, final_biases).cpu(),
+        val_iterations=evaluation_points,
+        val_loss=val_loss,
+        n_test=len(data.test.y),
+    )

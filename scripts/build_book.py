@@ -1,0 +1,175 @@
+"""Build the book: execute every source notebook with papermill, build the site, check figures.
+
+    python scripts/build_book.py                         # committed profile -> _build/html
+    python scripts/build_book.py --profile smoke --runs /tmp/runs
+    python scripts/build_book.py --only criteria -p seeds "[0, 1, 2]"
+    python scripts/build_book.py --check-only            # only check figures and pages
+
+Steps:
+1. each notebooks/<name>.ipynb is executed by papermill (kernel python3, CWD = repository root)
+   into a temporary file; only a notebook that ran without error is moved to book/<name>.ipynb.
+   A failed one is kept in _build/failed/ for inspection and the script stops (exit 1).
+2. `jupyter-book build . --all -W --keep-going` renders the executed copies (execution is off).
+3. every PNG listed in book/figures.txt must exist and be a PNG, and every page in _toc.yml
+   must have its HTML file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import papermill
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+BOOK = ROOT / "book"
+FIGURES_LIST = BOOK / "figures.txt"
+HTML = ROOT / "_build" / "html"
+FAILED = ROOT / "_build" / "failed"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def parse_value(text: str) -> object:
+    """A `-p` value read as YAML, like papermill's -y: `[0, 1]` a list, `1e-3` a float."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def execute(source: Path, parameters: dict[str, object]) -> None:
+    """Run one notebook with papermill; publish it to book/ only if every cell succeeded."""
+    name = source.relative_to(ROOT)
+    target = BOOK / source.name
+    print(f"== executing {name} with parameters {parameters or '{}'}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        executed = Path(tmp) / source.name
+        try:
+            papermill.execute_notebook(
+                str(source),
+                str(executed),
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(ROOT),
+                progress_bar=False,
+            )
+        except Exception as error:  # any failure stops the build, the notebook unpublished
+            kept = ""
+            if executed.exists():
+                FAILED.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(executed, FAILED / source.name)
+                kept = f"; partly executed copy: {(FAILED / source.name).relative_to(ROOT)}"
+            print(f"\nFAILED: notebook {name}{kept}\n{error}", file=sys.stderr)
+            sys.exit(1)
+        shutil.move(str(executed), target)
+    print(f"   -> {target.relative_to(ROOT)}", flush=True)
+
+
+def build_site() -> None:
+    """Render the book from the repository root; warnings are errors."""
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    command = [str(jupyter_book), "build", ".", "--all", "-W", "--keep-going"]
+    print("== " + " ".join(command), flush=True)
+    if subprocess.run(command, cwd=ROOT).returncode != 0:
+        print("\nFAILED: jupyter-book build (see the warnings above)", file=sys.stderr)
+        sys.exit(1)
+
+
+def toc_pages() -> list[str]:
+    """The page paths named in _toc.yml (root and every `file:` entry), without suffix."""
+
+    def walk(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [str(node[key]) for key in ("root", "file") if key in node]
+            return found + [page for value in node.values() for page in walk(value)]
+        if isinstance(node, list):
+            return [page for item in node for page in walk(item)]
+        return []
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [str(Path(page).with_suffix("")) for page in walk(toc)]
+
+
+def check_outputs(html: bool = True) -> list[str]:
+    """Return the problems found: missing or broken figures, missing HTML pages."""
+    problems = []
+    figures = [line.strip() for line in FIGURES_LIST.read_text().splitlines()]
+    figures = [line for line in figures if line and not line.startswith("#")]
+    for name in figures:
+        path = ROOT / name
+        if not path.is_file():
+            problems.append(f"figure missing: {name}")
+        elif path.stat().st_size == 0:
+            problems.append(f"figure empty: {name}")
+        elif path.read_bytes()[: len(PNG_SIGNATURE)] != PNG_SIGNATURE:
+            problems.append(f"figure is not a PNG: {name}")
+    pages = toc_pages() if html else []
+    for page in pages:
+        if not (HTML / f"{page}.html").is_file():
+            problems.append(f"page missing: {(HTML / page).relative_to(ROOT)}.html")
+    print(
+        f"== checked {len(figures)} figure(s) from {FIGURES_LIST.relative_to(ROOT)}"
+        + (f" and {len(pages)} page(s) in {HTML.relative_to(ROOT)}" if html else ""),
+        flush=True,
+    )
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", help="papermill parameter `profile` (default: notebook's own)")
+    parser.add_argument(
+        "-p",
+        dest="params",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="extra papermill parameter, value read as YAML (repeatable)",
+    )
+    parser.add_argument("--runs", type=Path, help="run-store directory for the kernel (LTH_RUNS)")
+    parser.add_argument("--only", metavar="NAME", help="execute only notebooks/NAME.ipynb")
+    parser.add_argument("--skip-build", action="store_true", help="do not run jupyter-book")
+    parser.add_argument("--check-only", action="store_true", help="only check figures and pages")
+    args = parser.parse_args()
+
+    if not args.check_only:
+        parameters: dict[str, object] = {}
+        if args.profile is not None:
+            parameters["profile"] = args.profile
+        parameters.update({key: parse_value(value) for key, value in args.params})
+        if args.runs is not None:
+            args.runs.mkdir(parents=True, exist_ok=True)
+            os.environ["LTH_RUNS"] = str(args.runs.resolve())  # the kernel inherits it
+
+        sources = sorted(NOTEBOOKS.glob("*.ipynb"))
+        if args.only:
+            sources = [s for s in sources if s.stem == Path(args.only).stem]
+            if not sources:
+                sys.exit(f"no notebook notebooks/{Path(args.only).stem}.ipynb")
+        (BOOK / "figures").mkdir(parents=True, exist_ok=True)
+        for source in sources:
+            execute(source, parameters)
+        if not args.skip_build:
+            build_site()
+
+    problems = check_outputs(html=not args.skip_build)
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
+    print("== book OK" + ("" if args.skip_build else f": open {HTML.relative_to(ROOT)}/index.html"))
+
+
+if __name__ == "__main__":
+    main()
