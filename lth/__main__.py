@@ -1,8 +1,8 @@
 """Command line: ``python -m lth sweep ...`` trains (or finds in the store) a criteria sweep.
 
-    python -m lth sweep --profile mid                     # Figure 3 on FC, committed profile
-    python -m lth sweep --profile smoke --criteria large_final random --seeds 0 1
-    python -m lth list                                    # networks, criteria, actions, profiles
+python -m lth sweep --profile mid                     # Figure 3 on FC, committed profile
+python -m lth sweep --profile smoke --criteria large_final random --seeds 0 1
+python -m lth list                                    # networks, criteria, actions, profiles
 """
 
 from __future__ import annotations

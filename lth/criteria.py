@@ -77,14 +77,14 @@ def random(w_i: Tensor, w_f: Tensor) -> Tensor:
 
 
 def _sign_gated(score: Tensor, w_i: Tensor, w_f: Tensor, *, same: bool) -> Tensor:
-    """``score`` where the sign of w_f equals (``same``) or differs from that of w_i, else -inf.
+    """``score`` where the sign of w_f equals (``same``) or differs from that of w_i, else 0.
 
-    Gated-out weights rank below every other, so they are kept only when a layer must keep more
-    weights than pass the gate. For large_final this ranks exactly as the paper's
-    ``max(0, +-w_i * w_f / abs(w_i))``.
+    The gated-out weights score 0, as in the official code: for large_final this is exactly the
+    paper's ``max(0, +-w_i * w_f / abs(w_i))``; for magnitude_increase it means a gated-out weight
+    outranks a weight that passed the gate but shrank (negative score).
     """
-    kept_sign = (torch.sign(w_i) == torch.sign(w_f)) == same
-    return torch.where(kept_sign, score, torch.full_like(score, float("-inf")))
+    passes = (torch.sign(w_i) == torch.sign(w_f)) == same
+    return torch.where(passes, score, torch.zeros_like(score))
 
 
 def large_final_same_sign(w_i: Tensor, w_f: Tensor) -> Tensor:

@@ -33,6 +33,7 @@ from .store import RunStore, StateCache, spec_key
 from .train import PROTOCOLS, Protocol, train_population
 
 PRECISIONS = ("fp32",)
+RATE_HINT = 50_000  # FC model-samples/s measured on the 2-core development CPU, for estimates
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,15 @@ class Settings:
         )
 
 
+def as_list(value: str | Sequence | None, cast=str) -> list | None:
+    """A list parameter given as a sequence or as text (``"[0, 1]"``, ``"0,1"``, ``"a b"``), as
+    papermill's ``-p`` passes lists; None stays None."""
+    if value is None or not isinstance(value, str):
+        return None if value is None else [cast(v) for v in value]
+    items = value.strip().strip("[]()").replace(",", " ").split()
+    return [cast(item.strip("'\"")) for item in items]
+
+
 def resolve_settings(
     profile: str = "mid",
     net: str = "fc",
@@ -143,6 +153,7 @@ def resolve_settings(
         raise ValueError(f"unknown profile {profile!r}; accepted: {', '.join(PROFILES)}")
     get_architecture(net)
     base = PROFILES[profile]
+    criteria, seeds = as_list(criteria), as_list(seeds, int)
     criteria = tuple(FIGURE3_CRITERIA if criteria is None else criteria)
     for name in criteria:
         get_criterion(name)
@@ -257,9 +268,10 @@ def run_sweep(
     store = store or RunStore()
     cache = cache or StateCache()
     chains = list(dict.fromkeys(chains))
-    nets = {c.net for c in chains}
-    if len(nets) > 1:
-        raise ValueError(f"one network per sweep, got {sorted(nets)}")
+    for what in ("net", "protocol", "precision"):
+        values = {getattr(c, what) for c in chains}
+        if len(values) > 1:  # one population trains every run of a round
+            raise ValueError(f"one {what} per sweep, got {sorted(map(str, values))}")
     plan = _plan(chains, rounds, store, cache)
     todo = [{c.run_key(r) for c in chains if plan[c][r]} for r in range(rounds + 1)]
     n_runs = sum(len(keys) for keys in todo)
@@ -269,10 +281,10 @@ def run_sweep(
         return sweep_frame(chains, rounds, store)
     protocol = chains[0].protocol
     samples = n_runs * protocol.iterations * protocol.batch_size
+    hours = samples / RATE_HINT / 3600
     log(
         f"{total - n_runs} of {total} runs found in {store.root}; training {n_runs} "
-        f"({samples / 1e6:,.0f} M model-samples, about {samples / 1e5 / 3600:.1f} h "
-        "at 100k model-samples/s)"
+        f"({samples / 1e6:,.1f} M model-samples: about {hours:.1f} h on a 2-core CPU)"
     )
     data = load_dataset(get_architecture(chains[0].net).dataset, data_root)
     data = data if device == "cpu" else _to_device(data, device)

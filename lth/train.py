@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data import Dataset, Split, to_float
 from .nets import Population, seeded_generator

@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny learnable MNIST-shaped dataset, and a patch that makes sweeps use it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lth import experiments
+from lth.data import Dataset, Split
+
+N_TRAIN, N_VAL, N_TEST = 600, 100, 100
+
+# The tests are tiny: one thread avoids OpenMP spin-waiting (and CPU contention with any other
+# job on the machine) and keeps the whole suite's CPU time small.
+torch.set_num_threads(1)
+
+
+def _learnable_split(n: int, groups: torch.Tensor, generator: torch.Generator) -> Split:
+    """Random uint8 images whose label is the argmax of 10 fixed pixel-group sums, so a linear
+    model can learn it and training lowers the loss. To make it learnable in a few dozen steps,
+    each image's pixels are noise in [0, 128) with one random group brightened by 128."""
+    x = torch.randint(0, 128, (n, 784), generator=generator, dtype=torch.uint8)
+    bright = torch.randint(0, 10, (n,), generator=generator)
+    x[torch.arange(n).unsqueeze(1), groups[bright]] += 128
+    sums = torch.stack([x[:, g].to(torch.float32).sum(dim=1) for g in groups], dim=1)  # (n, 10)
+    return Split(x.reshape(n, 1, 28, 28), sums.argmax(dim=1).to(torch.int64))
+
+
+@pytest.fixture(scope="session")
+def tiny_data() -> Dataset:
+    """600 train / 100 val / 100 test MNIST-shaped images, fixed by a seeded generator."""
+    g = torch.Generator().manual_seed(1234)
+    groups = torch.randperm(784, generator=g)[:780].reshape(10, 78)
+    return Dataset(
+        name="tiny",
+        train=_learnable_split(N_TRAIN, groups, g),
+        val=_learnable_split(N_VAL, groups, g),
+        test=_learnable_split(N_TEST, groups, g),
+        num_classes=10,
+    )
+
+
+@pytest.fixture
+def patched_data(tiny_data, monkeypatch) -> Dataset:
+    """Make ``lth.experiments.run_sweep`` load ``tiny_data`` instead of any real dataset."""
+    calls = []
+
+    def fake_load_dataset(name, root=None, **kwargs):
+        calls.append(name)
+        return tiny_data
+
+    monkeypatch.setattr(experiments, "load_dataset", fake_load_dataset)
+    return tiny_data

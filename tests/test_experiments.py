@@ -1,0 +1,182 @@
+"""Sweeps: resuming from the run store and state cache, shared round 0, notebook settings."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from lth import experiments
+from lth.criteria import CRITERIA, FIGURE3_CRITERIA
+from lth.experiments import Chain, resolve_settings, run_sweep
+from lth.nets import get_architecture, percent_remaining
+from lth.store import RunStore, StateCache
+
+# Total percent remaining of FC after k rounds (PAPER.md section 4), rounded to 0.1.
+ROUND_OF_PERCENT = {100.0: 0, 80.0: 1, 64.1: 2, 51.3: 3, 41.1: 4}
+
+
+@pytest.fixture
+def counted_training(monkeypatch):
+    """Wrap ``train_population`` in run_sweep; records each call's members' rounds."""
+    calls: list[list[int]] = []
+    original = experiments.train_population
+    arch = get_architecture("fc")
+
+    def counting(pop, *args, **kwargs):
+        rounds = []
+        for i in range(pop.size):
+            percent = percent_remaining(arch, [m[i] for m in pop.masks])
+            rounds.append(ROUND_OF_PERCENT[round(percent, 1)])
+        calls.append(rounds)
+        return original(pop, *args, **kwargs)
+
+    monkeypatch.setattr(experiments, "train_population", counting)
+    return calls
+
+
+def sweep(chains, rounds, root):
+    return run_sweep(
+        chains,
+        rounds,
+        store=RunStore(root / "runs"),
+        cache=StateCache(root / "cache"),
+        progress=False,
+        log=lambda message: None,
+    )
+
+
+def record_bytes(root) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / "runs").glob("*.json"))}
+
+
+def cached_states(chains, rounds, root) -> dict[str, dict]:
+    cache = StateCache(root / "cache")
+    return {c.run_key(r): cache.load(c.run_key(r)) for c in chains for r in range(rounds + 1)}
+
+
+def test_sweep_resumes_and_rebuilds_lost_state(patched_data, counted_training, tmp_path):
+    chains = [Chain("fc", 0, "large_final", iterations=20), Chain("fc", 0, "random", iterations=20)]
+
+    # 2 rounds from scratch: the shared dense run alone, then both chains per round
+    frame = sweep(chains, 2, tmp_path)
+    assert counted_training == [[0], [1, 1], [2, 2]]
+    assert len(frame) == 2 * 3
+    assert frame.groupby("round")["percent_remaining"].first().round(1).tolist() == [
+        100.0,
+        80.0,
+        64.1,
+    ]
+    assert len(record_bytes(tmp_path)) == 1 + 2 * 2  # round 0 is shared
+    before = record_bytes(tmp_path)
+
+    # one more round: only round 3 trains; every earlier record is untouched
+    counted_training.clear()
+    sweep(chains, 3, tmp_path)
+    assert counted_training == [[3, 3]]
+    after = record_bytes(tmp_path)
+    assert {name: after[name] for name in before} == before
+    assert len(after) == len(before) + 2
+
+    # everything present: nothing trains
+    counted_training.clear()
+    frame = sweep(chains, 3, tmp_path)
+    assert counted_training == []
+    assert len(frame) == 2 * 4
+
+    # lose the state cache: round 4 needs round 3's tensors, so rounds 0-3 are retrained
+    old_states = cached_states(chains, 3, tmp_path)
+    shutil.rmtree(tmp_path / "cache")
+    counted_training.clear()
+    frame = sweep(chains, 4, tmp_path)
+    assert counted_training == [[0], [1, 1], [2, 2], [3, 3], [4, 4]]
+    final = record_bytes(tmp_path)
+    assert {name: final[name] for name in after} == after
+    assert len(final) == 1 + 2 * 4
+    assert frame.groupby("round")["percent_remaining"].first().round(1).tolist()[-1] == 41.1
+    # training is deterministic, so the rebuilt state is the state the records came from
+    new_states = cached_states(chains, 3, tmp_path)
+    for key, old in old_states.items():
+        for name in ("w_start", "w_final", "mask"):
+            assert all(
+                torch.equal(a, b) for a, b in zip(old[name], new_states[key][name], strict=True)
+            ), (key, name)
+
+
+def test_round_zero_is_shared_between_criteria(patched_data, tmp_path):
+    chains = [Chain("fc", 0, "large_final", iterations=20), Chain("fc", 0, "random", iterations=20)]
+    assert chains[0].run_key(0) == chains[1].run_key(0)
+    assert chains[0].run_key(1) != chains[1].run_key(1)
+    frame = sweep(chains, 1, tmp_path)
+    runs = RunStore(tmp_path / "runs")
+    records = [runs.get(key) for key in runs.keys()]
+    dense = [r for r in records if r["spec"]["round"] == 0]
+    assert len(records) == 3 and len(dense) == 1
+    assert dense[0]["key"] == chains[0].run_key(0)
+    assert "criterion" not in dense[0]["spec"] or dense[0]["spec"]["criterion"] is None
+    assert dense[0]["result"]["weights_remaining"] == {"fc1": 235_200, "fc2": 30_000, "fc3": 1000}
+    pruned = [r for r in records if r["spec"]["round"] == 1]
+    for r in pruned:
+        assert r["result"]["weights_remaining"] == {"fc1": 188_160, "fc2": 24_000, "fc3": 900}
+        assert 0.0 <= r["result"]["test_accuracy"] <= 1.0
+    # both chains' curves start from the same dense run
+    dense_rows = frame[frame["round"] == 0]
+    assert dense_rows["key"].nunique() == 1 and len(dense_rows) == 2
+
+
+def test_chain_rejects_unknown_names():
+    with pytest.raises(ValueError, match="accepted"):
+        Chain("fc", 0, criterion="biggest")
+    with pytest.raises(ValueError, match="accepted"):
+        Chain("vgg", 0)
+    with pytest.raises(ValueError, match="accepted"):
+        Chain("fc", 0, mask1="reset")
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def test_resolve_settings_fills_from_the_profile():
+    s = resolve_settings("smoke")
+    assert s.seeds == (0,) and s.rounds == 2 and s.iterations == 200
+    assert s.criteria == FIGURE3_CRITERIA
+    assert len(s.chains()) == 9
+
+
+@pytest.mark.parametrize(
+    "kwargs, accepted",
+    [
+        ({"profile": "huge"}, ["smoke", "mid", "paper"]),
+        ({"net": "conv9"}, ["fc"]),
+        ({"criteria": ["large_final", "biggest"]}, list(CRITERIA)),
+    ],
+)
+def test_resolve_settings_rejects_unknown_values(kwargs, accepted):
+    with pytest.raises(ValueError) as info:
+        resolve_settings(**kwargs)
+    for name in accepted:
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "seeds, criteria",
+    [
+        ("[0, 1]", "[large_final, random]"),
+        ("0,1", "['large_final', 'random']"),
+        ([0, 1], ("large_final", "random")),
+    ],
+)
+def test_resolve_settings_parses_list_parameters(seeds, criteria):
+    s = resolve_settings("smoke", seeds=seeds, criteria=criteria, rounds=3, iterations=50)
+    assert s.seeds == (0, 1)
+    assert s.criteria == ("large_final", "random")
+    assert (s.rounds, s.iterations) == (3, 50)
+
+
+def test_sweep_rejects_chains_with_different_protocols(patched_data, tmp_path):
+    # One population trains every run of a round, so all its chains must share a protocol.
+    chains = [Chain("fc", 0, iterations=20), Chain("fc", 1, iterations=300)]
+    with pytest.raises(ValueError, match="one protocol per sweep"):
+        sweep(chains, 0, tmp_path)
+    assert not list((tmp_path / "runs").glob("*.json"))
