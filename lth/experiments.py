@@ -13,6 +13,7 @@ per-round tensors go to the state cache, so an interrupted sweep resumes at the 
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 import time
@@ -172,7 +173,9 @@ def resolve_settings(
 # ----------------------------------------------------------------------------- sweeps
 
 
+@functools.cache
 def _git_commit() -> str | None:
+    """The commit of the code this process runs (read once, so later commits don't leak in)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -286,6 +289,7 @@ def run_sweep(
         f"{total - n_runs} of {total} runs found in {store.root}; training {n_runs} "
         f"({samples / 1e6:,.1f} M model-samples: about {hours:.1f} h on a 2-core CPU)"
     )
+    _git_commit()  # provenance: the commit of the code as loaded, before any training
     data = load_dataset(get_architecture(chains[0].net).dataset, data_root)
     data = data if device == "cpu" else _to_device(data, device)
 
