@@ -20,7 +20,7 @@ class Reported:
         return f"{self.value:.1f}" + ("" if self.confirmed else " (unconfirmed)")
 
 
-#: Figure 3's qualitative claims (paraphrased from the paper's section 3 and Figure 3), each
+#: Figure 3's qualitative claims (paraphrased from the paper's section 2 and Figure 3), each
 #: with the criteria it compares, so a notebook can test it against our runs.
 FIGURE3_CLAIMS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     (
