@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:  # bad input or missing data: say what
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

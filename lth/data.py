@@ -82,7 +82,7 @@ class IdxFile:
     shape: tuple[int, ...]
 
 
-# md5s of the official gzipped files (as in torchvision and /work/shared/data/README.md). We do not
+# md5s of the official gzipped files (the ones torchvision lists). We do not
 # list md5s of the uncompressed files: an uncompressed file is checked structurally instead (IDX
 # magic number, dtype, number of dimensions, every dimension, and total byte size).
 MNIST_FILES: dict[str, IdxFile] = {
