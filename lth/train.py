@@ -19,6 +19,7 @@ measured once, at the end, on those weights: the paper's "test accuracy at early
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -170,7 +171,14 @@ def train_population(
                 best[on_device] = current.detach()[on_device]
 
     column = 0
-    for iteration in tqdm(range(protocol.iterations), desc=desc, disable=not progress):
+    interactive = sys.stderr.isatty()  # in a notebook or a log: a line a minute, not a stream
+    bar = tqdm(
+        range(protocol.iterations),
+        desc=desc,
+        disable=not progress,
+        mininterval=1 if interactive else 60,
+    )
+    for iteration in bar:
         if iteration == evaluation_points[column]:
             evaluate(column, iteration)
             column += 1
