@@ -204,11 +204,12 @@ def _plan(chains: Sequence[Chain], rounds: int, store: RunStore, cache: StateCac
 
 
 def _start_state(chain: Chain, round_: int, previous: dict | None):
-    """Start values and mask of ``chain`` at ``round_`` from its previous round's state."""
+    """``chain``'s starting values, the tensor to train and the mask at ``round_``, from its
+    previous round's state (PAPER.md section 1)."""
     arch = get_architecture(chain.net)
     if round_ == 0:
         weights = initial_weights(arch, chain.seed)
-        return weights, [torch.ones(layer.shape) for layer in arch.layers]
+        return weights, weights, [torch.ones(layer.shape) for layer in arch.layers]
     key = chain.run_key(round_)
     w_start, w_final, mask = previous["w_start"], previous["w_final"], previous["mask"]
     rates = [layer.rate for layer in arch.layers]
@@ -216,11 +217,14 @@ def _start_state(chain: Chain, round_: int, previous: dict | None):
     new_mask = prune_layerwise(mask, w_start, w_final, criterion, rates, _generator(key, "prune"))
     mask1, mask0 = get_mask1_action(chain.mask1), get_mask0_action(chain.mask0)
     generator = _generator(key, "mask-1")
-    weights = [
-        next_round_start(ws, wf, m, mask1, mask0, generator)
-        for ws, wf, m in zip(w_start, w_final, new_mask, strict=True)
-    ]
-    return weights, new_mask
+    starts, trained = zip(
+        *(
+            next_round_start(ws, wf, m, mask1, mask0, generator)
+            for ws, wf, m in zip(w_start, w_final, new_mask, strict=True)
+        ),
+        strict=True,
+    )
+    return list(starts), list(trained), new_mask
 
 
 def _record(chain, round_, member, result, pop, wall, device) -> dict:
@@ -309,7 +313,7 @@ def run_sweep(
                 previous = states.get(prev_key) or cache.load(prev_key)
             starts.append(_start_state(chain, r, previous))
         arch = get_architecture(chains[0].net)
-        pop = Population.from_members(arch, [s[0] for s in starts], [s[1] for s in starts])
+        pop = Population.from_members(arch, [s[1] for s in starts], [s[2] for s in starts])
         pop = pop.to(device)
         order_seeds = [chain.seed for chain in members.values()]
         t0 = time.perf_counter()
@@ -319,7 +323,7 @@ def run_sweep(
         new_states = {}
         for i, (key, chain) in enumerate(members.items()):
             state = {
-                "w_start": [w[i].cpu() for w in pop.weights],
+                "w_start": [w.cpu() for w in starts[i][0]],
                 "w_final": [w[i].cpu() for w in result.final_weights],
                 "mask": [m[i].cpu() for m in pop.masks],
             }

@@ -180,3 +180,27 @@ def test_sweep_rejects_chains_with_different_protocols(patched_data, tmp_path):
     with pytest.raises(ValueError, match="one protocol per sweep"):
         sweep(chains, 0, tmp_path)
     assert not list((tmp_path / "runs").glob("*.json"))
+
+
+def test_sweep_applies_mask1_and_mask0_actions(patched_data, tmp_path):
+    chain = Chain("fc", 0, "large_final", "constant_same_sign", "variant_1", iterations=20)
+    sweep([chain], 1, tmp_path)
+    cache = StateCache(tmp_path / "cache")
+    dense, pruned = cache.load(chain.run_key(0)), cache.load(chain.run_key(1))
+    for w_i, w_start, w_final, mask, dense_final in zip(
+        dense["w_start"],
+        pruned["w_start"],
+        pruned["w_final"],
+        pruned["mask"],
+        dense["w_final"],
+        strict=True,
+    ):
+        sigma = float(w_i.std(correction=0))
+        # variant 1 sets the round's starting values: kept at the signed constant
+        kept = mask.bool()
+        assert torch.allclose(w_start[kept].abs(), torch.full_like(w_start[kept], sigma))
+        assert torch.equal(torch.sign(w_start[kept]), torch.sign(w_i[kept]))
+        # pruned: 0 where the dense run moved toward zero, else the dense start; never trained
+        toward_zero = dense_final.abs() < w_i.abs()
+        expected = torch.where(toward_zero, torch.zeros_like(w_i), w_i)
+        assert torch.equal(w_final[~kept], expected[~kept])
