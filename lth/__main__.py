@@ -19,19 +19,27 @@ from .store import RunStore, StateCache
 
 def _sweep(args: argparse.Namespace) -> None:
     settings = resolve_settings(
-        args.profile, args.net, args.criteria, args.seeds, args.rounds, args.iterations
+        args.profile,
+        args.net,
+        args.criteria,
+        args.seeds,
+        args.rounds,
+        args.iterations,
+        args.mask1,
+        args.mask0,
     )
     print(settings.describe())
     frame = run_sweep(
-        settings.chains(args.mask1, args.mask0),
+        settings.chains(),
         settings.rounds,
         store=RunStore(args.runs),
         cache=StateCache(args.cache),
         data_root=args.data,
         progress=not args.quiet,
     )
-    summary = frame.groupby(["criterion", "round"])[["percent_remaining", "test_accuracy"]].mean()
-    print(summary.unstack("criterion")["test_accuracy"].round(4).to_string())
+    frame["variant"] = frame["criterion"] + "/" + frame["mask1"] + "/" + frame["mask0"]
+    summary = frame.groupby(["variant", "round"])["test_accuracy"].mean().unstack("variant")
+    print(summary.round(4).to_string())
 
 
 def _list(_: argparse.Namespace) -> None:
@@ -53,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--seeds", nargs="+", type=int, default=None)
     sweep.add_argument("--rounds", type=int, default=None)
     sweep.add_argument("--iterations", type=int, default=None)
-    sweep.add_argument("--mask1", default="rewind")
-    sweep.add_argument("--mask0", default="zero")
+    sweep.add_argument("--mask1", nargs="+", default=["rewind"], help="mask-1 action(s)")
+    sweep.add_argument("--mask0", nargs="+", default=["zero"], help="mask-0 action(s)")
     sweep.add_argument("--runs", default=None, help="run store folder (default $LTH_RUNS)")
     sweep.add_argument("--cache", default=None, help="state cache folder (default $LTH_CACHE)")
     sweep.add_argument("--data", default=None, help="dataset root (default $LTH_DATA)")

@@ -101,14 +101,18 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile((0,), 2, 200, "CI: 1 seed, 2 rounds, 200 iterations"),
-    "mid": Profile((0, 1), 16, 10_000, "committed: 2 seeds, 16 rounds, 10,000 iterations"),
+    "mid": Profile((0, 1), 16, 10_000, "committed (Fig. 3): 2 seeds, 16 rounds, 10,000 iterations"),
+    "mid-short": Profile(
+        (0, 1), 16, 5_000, "committed (Figs. 4, 5, S5): 2 seeds, 16 rounds, 5,000 iterations"
+    ),
     "paper": Profile((0, 1, 2, 3, 4), 24, None, "the paper: 5 seeds, 24 rounds, full protocol"),
 }
 
 
 @dataclass(frozen=True)
 class Settings:
-    """A notebook's resolved parameters."""
+    """A notebook's resolved parameters: the chains are every combination of criterion, mask-1
+    action, mask-0 action and seed."""
 
     net: str
     criteria: tuple[str, ...]
@@ -116,11 +120,15 @@ class Settings:
     rounds: int
     iterations: int | None
     profile: str
+    mask1: tuple[str, ...] = ("rewind",)
+    mask0: tuple[str, ...] = ("zero",)
 
-    def chains(self, mask1: str = "rewind", mask0: str = "zero") -> list[Chain]:
+    def chains(self) -> list[Chain]:
         return [
             Chain(self.net, seed, criterion, mask1, mask0, self.iterations)
             for criterion in self.criteria
+            for mask1 in self.mask1
+            for mask0 in self.mask0
             for seed in self.seeds
         ]
 
@@ -148,26 +156,37 @@ def resolve_settings(
     seeds: Sequence[int] | None = None,
     rounds: int | None = None,
     iterations: int | None = None,
+    mask1: str | Sequence[str] = "rewind",
+    mask0: str | Sequence[str] = "zero",
 ) -> Settings:
-    """Fill the parameters left as None from ``profile``; reject unknown values at once."""
+    """Fill the parameters left as None from ``profile``; reject unknown values at once.
+
+    ``criteria`` defaults to Figure 3's nine; ``mask1`` and ``mask0`` take one name or a list.
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; accepted: {', '.join(PROFILES)}")
     get_architecture(net)
     base = PROFILES[profile]
     criteria, seeds = as_list(criteria), as_list(seeds, int)
     criteria = tuple(FIGURE3_CRITERIA if criteria is None else criteria)
+    mask1, mask0 = tuple(as_list(mask1)), tuple(as_list(mask0))
     for name in criteria:
         get_criterion(name)
+    for name in mask1:
+        get_mask1_action(name)
+    for name in mask0:
+        get_mask0_action(name)
     seeds = tuple(base.seeds if seeds is None else seeds)
     rounds = base.rounds if rounds is None else rounds
     iterations = base.iterations if iterations is None else iterations
-    if not seeds or not criteria:
-        raise ValueError("need at least one seed and one criterion")
+    if not (seeds and criteria and mask1 and mask0):
+        raise ValueError("need at least one seed, criterion, mask-1 action and mask-0 action")
     if rounds < 0:
         raise ValueError(f"rounds must be >= 0, got {rounds}")
     if iterations is not None and iterations < 1:
         raise ValueError(f"iterations must be positive or None (the paper's), got {iterations}")
-    return Settings(net, criteria, tuple(int(s) for s in seeds), rounds, iterations, profile)
+    seeds = tuple(int(s) for s in seeds)
+    return Settings(net, criteria, seeds, rounds, iterations, profile, mask1, mask0)
 
 
 # ----------------------------------------------------------------------------- sweeps

@@ -103,3 +103,30 @@ def check_claim(
         "mean_gap": float(gap.mean()),
         "min_gap": float(gap.min()),
     }
+
+
+#: What Figures 4, 5 and S5 compare (PAPER.md sections 6, 7 and 10), in legend order.
+FIGURE4_MASK1: tuple[str, ...] = (
+    "rewind",
+    "reinit",
+    "reshuffle",
+    "constant",
+    "reinit_same_sign",
+    "reshuffle_same_sign",
+    "constant_same_sign",
+)
+FIGURE5_MASK0: tuple[str, ...] = (
+    "zero",
+    "freeze_init",
+    "variant_1",
+    "variant_2",
+    "random_zero_control",
+)
+FIGURE_S5_CRITERIA: tuple[str, ...] = (
+    "large_final",
+    "large_final_same_sign",
+    "large_final_diff_sign",
+    "magnitude_increase",
+    "magnitude_increase_same_sign",
+    "magnitude_increase_diff_sign",
+)
