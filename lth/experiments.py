@@ -386,3 +386,21 @@ def sweep_frame(chains: Sequence[Chain], rounds: int, store: RunStore) -> pd.Dat
                 }
             )
     return pd.DataFrame(rows)
+
+
+def describe_runs(frame: pd.DataFrame, store: RunStore) -> str:
+    """Provenance of the runs behind ``frame``: how many, where, with what, how long."""
+    records = [store.get(key) for key in frame["key"].unique()]
+    wall = sum(
+        r["provenance"]["population_wall_time_s"] / r["provenance"]["population_size"]
+        for r in records
+    )
+    devices = ", ".join(sorted({r["provenance"]["device"] for r in records}))
+    versions = ", ".join(sorted({r["provenance"]["torch"] for r in records}))
+    commits = ", ".join(sorted({(r["provenance"]["git_commit"] or "?")[:7] for r in records}))
+    tests = ", ".join(f"{int(n):,}" for n in sorted(frame["n_test"].unique()))
+    return (
+        f"{len(records)} distinct runs ({len(frame)} rows: the dense runs are shared by every "
+        f"chain of a seed)\ntrained on {devices} with torch {versions}, code {commits}: "
+        f"{wall / 3600:.2f} h of training wall time in all\ntest images per run: {tests}"
+    )

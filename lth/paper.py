@@ -20,30 +20,120 @@ class Reported:
         return f"{self.value:.1f}" + ("" if self.confirmed else " (unconfirmed)")
 
 
-#: Figure 3's qualitative claims (paraphrased from the paper's section 2 and Figure 3), each
-#: with the criteria it compares, so a notebook can test it against our runs.
-FIGURE3_CLAIMS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-    (
+@dataclass(frozen=True)
+class Claim:
+    """A qualitative claim of the paper as an ordering of curves that our runs can test:
+    every ``better`` curve lies at or above every ``worse`` curve (less ``tolerance`` accuracy
+    points), at the pruning levels whose percent remaining lies in ``remaining``."""
+
+    text: str
+    better: tuple[str, ...]
+    worse: tuple[str, ...]
+    tolerance: float = 0.0
+    remaining: tuple[float, float] = (0.0, 100.0)
+
+
+#: Figure 3 (our paraphrase of the paper's section 2), tested over the criteria.
+FIGURE3_CLAIMS: tuple[Claim, ...] = (
+    Claim(
         "Criteria that keep large final weights (large_final, magnitude_increase, "
-        "large_init_large_final) do best, well above random pruning.",
+        "large_init_large_final) do best, above random pruning.",
         ("large_final", "magnitude_increase", "large_init_large_final"),
         ("random",),
     ),
-    (
-        "magnitude_increase does as well as large_final (the lottery ticket's criterion).",
+    Claim(
+        "magnitude_increase does as well as large_final, the lottery ticket's criterion "
+        "(within 0.5 points).",
         ("magnitude_increase",),
         ("large_final",),
+        tolerance=0.5,
     ),
-    (
-        "movement also beats random pruning.",
-        ("movement",),
-        ("random",),
-    ),
-    (
+    Claim("movement also beats random pruning.", ("movement",), ("random",)),
+    Claim(
         "Criteria that keep small final weights (small_final, small_init_small_final) do worse "
         "than random pruning.",
         ("random",),
         ("small_final", "small_init_small_final"),
+    ),
+)
+
+#: Figure 4 (our paraphrase of the paper's section 3), tested over the mask-1 actions.
+FIGURE4_CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        "The three sign-losing variants (reinit, reshuffle, constant) do worse than rewinding.",
+        ("rewind",),
+        ("reinit", "reshuffle", "constant"),
+    ),
+    Claim(
+        "Each sign-keeping variant does better than every sign-losing one.",
+        ("reinit_same_sign", "reshuffle_same_sign", "constant_same_sign"),
+        ("reinit", "reshuffle", "constant"),
+    ),
+    Claim(
+        "The sign-keeping variants recover most or all of the lottery ticket's accuracy "
+        "(within 1 point of rewind).",
+        ("reinit_same_sign", "reshuffle_same_sign", "constant_same_sign"),
+        ("rewind",),
+        tolerance=1.0,
+    ),
+)
+
+#: Figure 5 (our paraphrase of the paper's section 4), tested over the mask-0 actions.
+FIGURE5_CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        "Freezing pruned weights at their initial values is worse than setting them to zero, "
+        "except at high sparsity (tested where more than 10% of weights remain).",
+        ("zero",),
+        ("freeze_init",),
+        remaining=(10.0, 100.0),
+    ),
+    Claim(
+        "Variant 1 matches the lottery ticket at low pruning (within 0.5 points, where more than "
+        "10% remain) ...",
+        ("variant_1",),
+        ("zero",),
+        tolerance=0.5,
+        remaining=(10.0, 100.0),
+    ),
+    Claim(
+        "... and beats it at high pruning (10% or fewer remain).",
+        ("variant_1",),
+        ("zero",),
+        remaining=(0.0, 10.0),
+    ),
+    Claim("Variant 2 does better still.", ("variant_2",), ("variant_1",)),
+    Claim(
+        "Zeroing a random set of pruned weights of the same size (the official code's control) "
+        "does worse than variant 1: which weights are zeroed matters.",
+        ("variant_1",),
+        ("random_zero_control",),
+    ),
+)
+
+#: Figure S5 (our paraphrase of the supplementary material), tested over the criteria.
+FIGURE_S5_CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        "Keeping only large final weights whose sign did not flip does as well as large_final "
+        "(within 0.5 points).",
+        ("large_final_same_sign",),
+        ("large_final",),
+        tolerance=0.5,
+    ),
+    Claim(
+        "Keeping only weights whose sign flipped does worse than either.",
+        ("large_final", "large_final_same_sign"),
+        ("large_final_diff_sign",),
+    ),
+    Claim(
+        "The same holds for magnitude_increase: same sign at least as good (within 0.5 points) ...",
+        ("magnitude_increase_same_sign",),
+        ("magnitude_increase",),
+        tolerance=0.5,
+    ),
+    Claim(
+        "... and flipped signs worse.",
+        ("magnitude_increase", "magnitude_increase_same_sign"),
+        ("magnitude_increase_diff_sign",),
     ),
 )
 
@@ -82,27 +172,51 @@ TABLE1: dict[str, dict[str, Reported]] = {
 }
 
 
-def check_claim(
-    frame, better: tuple[str, ...], worse: tuple[str, ...], hue: str = "criterion"
-) -> dict:
-    """Test "every ``better`` curve lies at or above every ``worse`` curve" on our runs.
-
-    At every pruning level after the dense one, compare the lowest seed-mean accuracy of the
-    ``better`` group with the highest of the ``worse`` group. Returns the number of levels, how
-    many of them agree with the claim, and the mean and smallest gap in accuracy points.
-    """
-    sparse = frame[frame["round"] > 0]
+def check_claim(frame, claim: Claim, hue: str = "criterion") -> dict:
+    """Test ``claim`` on our runs: at every pruning level after the dense one within
+    ``claim.remaining``, compare the lowest seed-mean accuracy of the ``better`` curves with the
+    highest of the ``worse`` ones. Returns the number of levels, how many agree with the claim
+    (gap >= -tolerance), and the mean and smallest gap in accuracy points."""
+    low, high = claim.remaining
+    sparse = frame[(frame["round"] > 0) & frame["percent_remaining"].between(low, high)]
+    if sparse.empty:
+        return {"levels": 0, "agree": 0, "mean_gap": float("nan"), "min_gap": float("nan")}
     means = sparse.groupby([hue, "round"])["test_accuracy"].mean().unstack(hue)
-    missing = [c for c in better + worse if c not in means.columns]
+    missing = [c for c in claim.better + claim.worse if c not in means.columns]
     if missing:
         raise ValueError(f"the runs have no {hue} {missing}")
-    gap = 100 * (means[list(better)].min(axis=1) - means[list(worse)].max(axis=1))
+    gap = 100 * (means[list(claim.better)].min(axis=1) - means[list(claim.worse)].max(axis=1))
     return {
         "levels": len(gap),
-        "agree": int((gap >= 0).sum()),
+        "agree": int((gap >= -claim.tolerance).sum()),
         "mean_gap": float(gap.mean()),
         "min_gap": float(gap.min()),
     }
+
+
+def claims_markdown(frame, claims: tuple[Claim, ...], hue: str = "criterion") -> str:
+    """A Markdown list: each claim, our verdict, and the numbers behind it."""
+    lines = []
+    present = set(frame[hue])
+    for claim in claims:
+        absent = sorted(set(claim.better + claim.worse) - present)
+        if absent:
+            lines.append(f"- *{claim.text}* Not tested: these runs have no {absent}.")
+            continue
+        result = check_claim(frame, claim, hue)
+        if result["levels"] == 0:
+            lines.append(f"- *{claim.text}* Not tested: no pruning level in that range.")
+            continue
+        share = result["agree"] / result["levels"]
+        verdict = (
+            "supported" if share == 1 else "mostly supported" if share >= 0.75 else "not supported"
+        )
+        lines.append(
+            f"- *{claim.text}* **{verdict}**: the claimed order holds at {result['agree']} of "
+            f"{result['levels']} levels; mean gap {result['mean_gap']:+.2f} points, smallest "
+            f"{result['min_gap']:+.2f}."
+        )
+    return "\n".join(lines)
 
 
 #: What Figures 4, 5 and S5 compare (PAPER.md sections 6, 7 and 10), in legend order.

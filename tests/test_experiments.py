@@ -204,3 +204,11 @@ def test_sweep_applies_mask1_and_mask0_actions(patched_data, tmp_path):
         toward_zero = dense_final.abs() < w_i.abs()
         expected = torch.where(toward_zero, torch.zeros_like(w_i), w_i)
         assert torch.equal(w_final[~kept], expected[~kept])
+
+
+def test_describe_runs_reports_provenance(patched_data, tmp_path):
+    chains = [Chain("fc", 0, c, iterations=20) for c in ("large_final", "random")]
+    frame = sweep(chains, 1, tmp_path)
+    text = experiments.describe_runs(frame, RunStore(tmp_path / "runs"))
+    assert text.startswith("3 distinct runs (4 rows")
+    assert "torch" in text and "test images per run: 100" in text
