@@ -28,6 +28,7 @@ from lth.actions import (
     variant_2,
     zero,
 )
+from lth.paper import FIGURE4_MASK1, FIGURE5_MASK0
 
 W_START = torch.tensor([[0.5, -0.25], [1.5, -2.0]])
 W_FINAL = torch.tensor([[0.75, 0.5], [-1.0, -3.0]])  # only [1, 0] moved toward zero
@@ -162,22 +163,10 @@ def test_next_round_start_frozen_values_are_the_next_start_values():
 
 
 def test_registries_hold_the_papers_actions():
-    assert list(MASK1_ACTIONS)[:7] == [
-        "rewind",
-        "reinit",
-        "reshuffle",
-        "constant",
-        "reinit_same_sign",
-        "reshuffle_same_sign",
-        "constant_same_sign",
-    ]
-    assert list(MASK0_ACTIONS) == [
-        "zero",
-        "freeze_init",
-        "variant_1",
-        "variant_2",
-        "random_zero_control",
-    ]
+    # the paper's Figure 4 and 5 variants, first and in legend order (reinit_fresh is ours)
+    assert list(MASK1_ACTIONS) == [*FIGURE4_MASK1, "reinit_fresh"]
+    assert list(MASK0_ACTIONS) == list(FIGURE5_MASK0)
+    assert FIGURE4_MASK1[0] == "rewind" and FIGURE5_MASK0[0] == "zero"
     assert get_mask1_action("rewind") is rewind
     assert get_mask0_action("zero") is zero
 
