@@ -148,6 +148,22 @@ def number_to_keep(remaining: int, rate: float) -> int:
     return remaining - int(remaining * rate)
 
 
+def keep_order(
+    mask: Tensor, w_i: Tensor, w_f: Tensor, criterion: Criterion, generator: torch.Generator
+) -> Tensor:
+    """Flat indices of one layer's unpruned weights, the one most worth keeping first: by
+    ``criterion`` score, ties broken at random by ``generator`` (PAPER.md section 1, step 2).
+
+    Keeping the first ``n`` of this order is pruning to ``n`` weights; one order serves every
+    one-shot level of the untrained supermasks (PAPER.md section 8).
+    """
+    alive = torch.nonzero(mask.reshape(-1), as_tuple=True)[0]
+    scores = criterion(w_i.reshape(-1)[alive], w_f.reshape(-1)[alive])
+    shuffle = torch.randperm(alive.numel(), generator=generator)
+    order = torch.argsort(scores[shuffle], descending=True, stable=True)
+    return alive[shuffle[order]]
+
+
 def prune_layer(
     mask: Tensor,
     w_i: Tensor,
@@ -161,15 +177,11 @@ def prune_layer(
 
     Already-pruned weights stay pruned: only mask-1 entries are scored.
     """
-    flat = mask.reshape(-1)
-    alive = torch.nonzero(flat, as_tuple=True)[0]
-    if not 0 <= keep <= alive.numel():
-        raise ValueError(f"cannot keep {keep} of {alive.numel()} unpruned weights")
-    scores = criterion(w_i.reshape(-1)[alive], w_f.reshape(-1)[alive])
-    shuffle = torch.randperm(alive.numel(), generator=generator)
-    order = torch.argsort(scores[shuffle], descending=True, stable=True)
-    new = torch.zeros_like(flat)
-    new[alive[shuffle[order[:keep]]]] = 1
+    alive = int(mask.count_nonzero())
+    if not 0 <= keep <= alive:
+        raise ValueError(f"cannot keep {keep} of {alive} unpruned weights")
+    new = torch.zeros_like(mask).reshape(-1)
+    new[keep_order(mask, w_i, w_f, criterion, generator)[:keep]] = 1
     return new.reshape(mask.shape)
 
 

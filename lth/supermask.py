@@ -1,0 +1,317 @@
+"""Supermasks: masks that make an untrained network accurate (PAPER.md sections 8 and 9).
+
+**Untrained supermasks** (section 8, Figure 7). Train a dense network once; for a mask criterion
+and a one-shot level k (each layer keeps what k rounds of iterative pruning would leave it),
+keep the top-ranked weights of (w_i, w_f), give the kept weights a *treatment* (the original
+``init`` values or the ``signed_constant`` sigma_L x sign(w_i)) and measure test accuracy with no
+training. :func:`untrained_supermask_accuracy` evaluates many such masked networks at once, as
+one population in inference mode.
+
+**Learned supermasks** (section 9, Table 1). The weights stay frozen at their random init (or
+at the signed constant); each weight has a real score s, and every forward pass multiplies it by
+a fresh Bernoulli sample with p = sigmoid(s). The gradient reaches the scores straight through
+the sample (:func:`straight_through_mask`). **Dynamic weight rescaling** multiplies each layer,
+at every iteration, by (weights in the layer) / (ones in that layer's sampled mask)
+(:func:`dynamic_weight_rescaling`). :func:`train_learned_supermasks` trains many such runs (seeds,
+treatments, with and without rescaling) as one population; the reported accuracy is the mean
+over 10 sampled masks on the test set, as in the official code.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from .actions import constant_same_sign, rewind
+from .criteria import Criterion, keep_order, number_to_keep
+from .data import Dataset, Split
+from .nets import Architecture, Population, get_architecture, initial_weights, seeded_generator
+from .train import BatchOrder, accuracy, mean_loss
+
+#: The values the kept weights of a supermask take (PAPER.md section 8): the original init, or
+#: the signed constant sigma_L x sign(w_i) (section 6's "constant, same sign" action).
+TREATMENTS = {"init": rewind, "signed_constant": constant_same_sign}
+
+#: One-shot levels of the untrained supermasks: k = 0..24, as the 25 levels of Figure 3.
+SUPERMASK_LEVELS = tuple(range(25))
+
+#: The official code's learned-supermask schedule on FC (PAPER.md section 9).
+OFFICIAL_EPOCHS = 2000
+
+
+def get_treatment(name: str):
+    """Look up a weight treatment by name; an unknown name lists the accepted ones."""
+    try:
+        return TREATMENTS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown weight treatment {name!r}; accepted: {', '.join(TREATMENTS)}"
+        ) from None
+
+
+def treated_weights(w_init: Sequence[Tensor], treatment: str) -> list[Tensor]:
+    """Every layer's weights under ``treatment``, before masking (sigma_L per layer)."""
+    action = get_treatment(treatment)
+    return [action(w, torch.ones_like(w), torch.Generator()) for w in w_init]
+
+
+def one_shot_keep(arch: Architecture, k: int) -> list[int]:
+    """Weights each layer keeps at one-shot level ``k``: what k rounds of pruning
+    ``floor(remaining x rate)`` leave (PAPER.md section 4)."""
+    if k < 0:
+        raise ValueError(f"one-shot level must be >= 0, got {k}")
+    counts = []
+    for layer in arch.layers:
+        n = layer.size
+        for _ in range(k):
+            n = number_to_keep(n, layer.rate)
+        counts.append(n)
+    return counts
+
+
+def one_shot_masks(
+    arch: Architecture,
+    w_init: Sequence[Tensor],
+    w_final: Sequence[Tensor],
+    criterion: Criterion,
+    levels: Sequence[int],
+    generator: torch.Generator,
+) -> list[list[Tensor]]:
+    """One mask per level (a list of per-layer masks each), all from one ranking of the dense
+    run's weights per layer, so a sparser level's mask lies inside a denser one's."""
+    orders = [
+        keep_order(torch.ones_like(wi), wi, wf, criterion, generator)
+        for wi, wf in zip(w_init, w_final, strict=True)
+    ]
+    masks = []
+    for k in levels:
+        level = []
+        for w, order, keep in zip(w_init, orders, one_shot_keep(arch, k), strict=True):
+            m = torch.zeros(w.numel())
+            m[order[:keep]] = 1
+            level.append(m.view(w.shape))
+        masks.append(level)
+    return masks
+
+
+@torch.no_grad()
+def untrained_supermask_accuracy(
+    arch: Architecture,
+    weights: Sequence[Sequence[Tensor]],
+    masks: Sequence[Sequence[Tensor]],
+    split: Split,
+    *,
+    chunk: int = 64,
+) -> Tensor:
+    """Accuracy on ``split`` of every masked network ``weights[j] * masks[j]`` with zero
+    biases and no training, evaluated ``chunk`` networks at a time as one population."""
+    if len(weights) != len(masks):
+        raise ValueError(f"{len(weights)} weight lists but {len(masks)} mask lists")
+    results = []
+    for start in range(0, len(weights), chunk):
+        members_w = weights[start : start + chunk]
+        members_m = masks[start : start + chunk]
+        masked = [
+            [w * m for w, m in zip(ws, ms, strict=True)]
+            for ws, ms in zip(members_w, members_m, strict=True)
+        ]
+        pop = Population.from_members(arch, masked, members_m)
+        results.append(accuracy(pop, split))
+    return torch.cat(results)
+
+
+# ----------------------------------------------------------------------------- learned supermasks
+
+
+def straight_through_mask(scores: Tensor, sample: Tensor) -> Tensor:
+    """A Bernoulli sample in the forward pass whose gradient is d sigmoid(s)/ds: the value is
+    ``sample``, the derivative that of ``sigmoid(scores)`` (PAPER.md section 9)."""
+    p = torch.sigmoid(scores)
+    return sample + p - p.detach()
+
+
+def _uniform16(shape: torch.Size, generator: torch.Generator) -> Tensor:
+    """Uniforms in (0, 1) on a grid of 2^-16, four from each 64-bit draw of ``generator``.
+
+    Sampling dominates a learned-supermask step (one draw per weight per member per
+    iteration); on the 2-core CPU this is about 5x faster than ``torch.rand`` (1.7 against
+    9.3 ns per value). A Bernoulli probability is thereby rounded to a multiple of 2^-16.
+    """
+    n = math.prod(shape)
+    words = ((n + 3) // 4,)
+    bits = torch.randint(-(2**63), 2**63 - 1, words, dtype=torch.int64, generator=generator)
+    return ((bits.view(torch.int16)[:n].to(torch.float32) + 32768.5) / 65536.0).view(shape)
+
+
+def sample_masks(scores: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
+    """One Bernoulli(sigmoid(score)) sample per member (leading axis), each member drawing from
+    its own generator, so a member's masks do not depend on the population it trains in."""
+    with torch.no_grad():
+        p = torch.sigmoid(scores)
+        u = torch.stack([_uniform16(p.shape[1:], g) for g in generators])
+        return (u.to(p.device) < p).to(p.dtype)
+
+
+def dynamic_weight_rescaling(weights: Tensor, mask: Tensor) -> Tensor:
+    """Dynamic weight rescaling (paper section 5.2): each member's layer multiplied by
+    (weights in the layer) / (ones in its mask). Leading axis = members."""
+    dims = tuple(range(1, mask.dim()))
+    ones = mask.sum(dim=dims, keepdim=True).clamp_min(1.0)
+    return weights * (math.prod(mask.shape[1:]) / ones)
+
+
+@dataclass(frozen=True)
+class LearnedSupermask:
+    """One learned-supermask run (PAPER.md section 9); defaults are the official FC setting."""
+
+    net: str
+    seed: int
+    weights: str = "init"  # a TREATMENTS name
+    dynamic_weight_rescaling: bool = False
+    score_init: float = 0.0  # p = sigmoid(0) = 0.5
+    lr: float = 100.0
+    momentum: float = 0.9
+    batch_size: int = 250
+    epochs: int = OFFICIAL_EPOCHS
+    eval_samples: int = 10
+
+    def __post_init__(self) -> None:
+        get_architecture(self.net)
+        get_treatment(self.weights)
+        for name in ("batch_size", "epochs", "eval_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.lr <= 0 or not 0 <= self.momentum < 1:
+            raise ValueError(f"need lr > 0 and 0 <= momentum < 1, got {self.lr}, {self.momentum}")
+
+    def spec(self) -> dict:
+        return {"kind": "learned_supermask", **asdict(self)}
+
+
+@dataclass
+class LearnedResult:
+    """Per-member results of :func:`train_learned_supermasks` (leading axis = members)."""
+
+    test_accuracy: Tensor  # (K,) mean over eval_samples sampled masks
+    test_accuracy_samples: Tensor  # (K, eval_samples)
+    percent_kept: Tensor  # (K,) ones in the sampled test masks, mean, percent of weights
+    expected_percent_kept: Tensor  # (K,) 100 x mean sigmoid(score)
+    layer_kept: Tensor  # (K, layers) fraction of ones per layer, mean over the test samples
+    epochs: list[int]  # evaluation points: 0 (before training) and after every epoch
+    val_accuracy: Tensor  # (K, len(epochs)) one sampled mask each
+    val_loss: Tensor  # (K, len(epochs))
+    n_test: int
+
+
+def _masked(frozen: Tensor, mask: Tensor, rescale: Tensor) -> Tensor:
+    """``frozen * mask`` per member, with dynamic weight rescaling where ``rescale[k]``."""
+    masked = frozen * mask
+    where = rescale.view(-1, *[1] * (frozen.dim() - 1))
+    return torch.where(where, dynamic_weight_rescaling(masked, mask), masked)
+
+
+def _effective_weights(frozen, scores, generators, rescale) -> list[Tensor]:
+    """The weights of one forward pass: a fresh straight-through mask sample per layer."""
+    return [
+        _masked(w, straight_through_mask(s, sample_masks(s, generators)), rescale)
+        for w, s in zip(frozen, scores, strict=True)
+    ]
+
+
+def train_learned_supermasks(
+    runs: Sequence[LearnedSupermask],
+    data: Dataset,
+    *,
+    device: str = "cpu",
+    progress: bool = False,
+    desc: str = "learned supermasks",
+) -> LearnedResult:
+    """Train the scores of every run in ``runs`` as one population (PAPER.md section 9).
+
+    SGD with momentum on the scores only; weights and zero biases stay frozen. Validation
+    accuracy and loss (one sampled mask each) are taken before training and after every epoch;
+    at the end every member is evaluated on the test set with ``eval_samples`` sampled masks.
+    """
+    shared = {(r.net, r.lr, r.momentum, r.batch_size, r.epochs, r.eval_samples) for r in runs}
+    if len(shared) != 1:
+        raise ValueError("one population needs one net, lr, momentum, batch size, epochs, samples")
+    first = runs[0]
+    arch = get_architecture(first.net)
+    k = len(runs)
+    frozen = [
+        torch.stack(layer).to(device)
+        for layer in zip(
+            *(treated_weights(initial_weights(arch, r.seed), r.weights) for r in runs), strict=True
+        )
+    ]
+    scores = [
+        torch.stack([torch.full(layer.shape, r.score_init) for r in runs]).to(device)
+        for layer in arch.layers
+    ]
+    scores = [s.requires_grad_(True) for s in scores]
+    biases = [torch.zeros(k, layer.shape[-1], device=device) for layer in arch.layers]
+    rescale = torch.tensor([r.dynamic_weight_rescaling for r in runs], device=device)
+    keys = [repr(sorted(r.spec().items())) for r in runs]
+    train_gens = [seeded_generator(key, "bernoulli") for key in keys]
+    eval_gens = [seeded_generator(key, "evaluation") for key in keys]
+    optimizer = torch.optim.SGD(scores, lr=first.lr, momentum=first.momentum)
+    order = BatchOrder(len(data.train), first.batch_size, [r.seed for r in runs], device)
+    pop = Population(arch, frozen, biases, [torch.ones_like(w) for w in frozen])
+
+    epochs = list(range(first.epochs + 1))
+    val_acc, val_loss = torch.empty(k, len(epochs)), torch.empty(k, len(epochs))
+
+    def evaluate(epoch: int) -> None:
+        with torch.no_grad():
+            w = _effective_weights(frozen, scores, eval_gens, rescale)
+            val_acc[:, epoch] = accuracy(pop, data.val, w, biases).cpu()
+            val_loss[:, epoch] = mean_loss(pop, data.val, w, biases).cpu()
+
+    evaluate(0)
+    batch, per_epoch = first.batch_size, order.per_epoch
+    bar = tqdm(
+        range(first.epochs * per_epoch),
+        desc=desc,
+        disable=not progress,
+        mininterval=1 if sys.stderr.isatty() else 60,
+    )
+    for iteration in bar:
+        idx = order.indices(iteration)
+        x = data.train.x[idx].to(torch.float32) / 255.0
+        logits = pop.forward(x, _effective_weights(frozen, scores, train_gens, rescale), biases)
+        loss = F.cross_entropy(logits.reshape(k * batch, -1), data.train.y[idx].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        (loss * k).backward()  # sum over members of each member's mean loss
+        optimizer.step()
+        if (iteration + 1) % per_epoch == 0:
+            evaluate((iteration + 1) // per_epoch)
+
+    samples, kept, layer_kept = [], [], []
+    with torch.no_grad():
+        for _ in range(first.eval_samples):
+            masks = [sample_masks(s, eval_gens) for s in scores]
+            w = [_masked(f, m, rescale) for f, m in zip(frozen, masks, strict=True)]
+            samples.append(accuracy(pop, data.test, w, biases).cpu())
+            counts = torch.stack([m.flatten(1).sum(1) for m in masks], dim=1).cpu()  # (K, L)
+            kept.append(100.0 * counts.sum(1) / arch.num_weights)
+            layer_kept.append(counts / torch.tensor([layer.size for layer in arch.layers]))
+        expected = sum(torch.sigmoid(s).flatten(1).sum(1) for s in scores).cpu()
+    test_samples = torch.stack(samples, dim=1)
+    return LearnedResult(
+        test_accuracy=test_samples.mean(dim=1),
+        test_accuracy_samples=test_samples,
+        percent_kept=torch.stack(kept).mean(dim=0),
+        expected_percent_kept=100.0 * expected / arch.num_weights,
+        layer_kept=torch.stack(layer_kept).mean(dim=0),
+        epochs=epochs,
+        val_accuracy=val_acc,
+        val_loss=val_loss,
+        n_test=len(data.test),
+    )
