@@ -31,10 +31,21 @@ from .data import Dataset, Split, load_dataset
 from .nets import Population, get_architecture, initial_weights, percent_remaining
 from .nets import seeded_generator as _generator
 from .store import RunStore, StateCache, spec_key
+from .supermask import (
+    SUPERMASK_LEVELS,
+    TREATMENTS,
+    LearnedSupermask,
+    get_treatment,
+    one_shot_masks,
+    train_learned_supermasks,
+    treated_weights,
+    untrained_supermask_accuracy,
+)
 from .train import PROTOCOLS, Protocol, train_population
 
 PRECISIONS = ("fp32",)
 RATE_HINT = 50_000  # FC model-samples/s measured on the 2-core development CPU, for estimates
+LEARNED_EPOCH_HINT_S = 2.5  # s per member-epoch of a learned FC supermask on that CPU
 
 
 @dataclass(frozen=True)
@@ -97,15 +108,24 @@ class Profile:
     rounds: int
     iterations: int | None  # None: the paper's per-network protocol
     description: str = field(default="", compare=False)
+    supermask_epochs: int | None = None  # learned supermasks; None: the official 2,000
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile((0,), 2, 200, "CI: 1 seed, 2 rounds, 200 iterations"),
+    "smoke": Profile((0,), 2, 200, "CI: 1 seed, 2 rounds, 200 iterations", supermask_epochs=1),
     "mid": Profile((0, 1), 16, 10_000, "committed (Fig. 3): 2 seeds, 16 rounds, 10,000 iterations"),
     "mid-short": Profile(
         (0, 1), 16, 5_000, "committed (Figs. 4, 5, S5): 2 seeds, 16 rounds, 5,000 iterations"
     ),
     "paper": Profile((0, 1, 2, 3, 4), 24, None, "the paper: 5 seeds, 24 rounds, full protocol"),
+    "supermask": Profile(
+        (0, 1, 2, 3, 4),
+        0,
+        None,
+        "committed (Fig. 7, Table 1): 5 dense runs at the paper's full protocol, "
+        "learned supermasks for 40 epochs",
+        supermask_epochs=40,
+    ),
 }
 
 
@@ -208,15 +228,18 @@ def _git_commit() -> str | None:
         return None
 
 
-def _plan(chains: Sequence[Chain], rounds: int, store: RunStore, cache: StateCache):
+def _plan(
+    chains: Sequence[Chain], rounds: int, store: RunStore, cache: StateCache, keep_state: bool
+):
     """For every chain, which rounds must be trained: missing records, plus earlier rounds whose
-    cached state a later missing round needs and the cache no longer has."""
+    cached state a later missing round needs and the cache no longer has (and the last round,
+    if ``keep_state`` asks for its state and the cache lacks it)."""
     plan = {}
     for chain in chains:
         need = [False] * (rounds + 1)
         for r in range(rounds, -1, -1):
             key = chain.run_key(r)
-            next_needs_state = r < rounds and need[r + 1]
+            next_needs_state = need[r + 1] if r < rounds else keep_state
             need[r] = key not in store or (next_needs_state and key not in cache)
         plan[chain] = need
     return plan
@@ -265,16 +288,20 @@ def _record(chain, round_, member, result, pop, wall, device) -> dict:
             "val_loss": [round(float(v), 5) for v in result.val_loss[member]],
             "n_test": result.n_test,
         },
-        "provenance": {
-            "lth_version": __version__,
-            "git_commit": _git_commit(),
-            "torch": torch.__version__,
-            "device": str(device),
-            "cpu": platform.processor() or platform.machine(),
-            "population_size": pop.size,
-            "population_wall_time_s": round(wall, 2),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
+        "provenance": _provenance(device, pop.size, wall),
+    }
+
+
+def _provenance(device, population_size: int, wall: float) -> dict:
+    return {
+        "lth_version": __version__,
+        "git_commit": _git_commit(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "cpu": platform.processor() or platform.machine(),
+        "population_size": population_size,
+        "population_wall_time_s": round(wall, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
@@ -288,9 +315,13 @@ def run_sweep(
     device: str = "cpu",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    keep_state: bool = False,
 ) -> pd.DataFrame:
     """Make sure rounds 0..``rounds`` of every chain are in the store, training what is missing
-    one population per round, and return them as a tidy DataFrame (see :func:`sweep_frame`)."""
+    one population per round, and return them as a tidy DataFrame (see :func:`sweep_frame`).
+
+    ``keep_state`` also retrains a last round whose record exists but whose tensors the state
+    cache lost (the untrained supermasks need the dense runs' final weights)."""
     store = store or RunStore()
     cache = cache or StateCache()
     chains = list(dict.fromkeys(chains))
@@ -298,7 +329,7 @@ def run_sweep(
         values = {getattr(c, what) for c in chains}
         if len(values) > 1:  # one population trains every run of a round
             raise ValueError(f"one {what} per sweep, got {sorted(map(str, values))}")
-    plan = _plan(chains, rounds, store, cache)
+    plan = _plan(chains, rounds, store, cache, keep_state)
     todo = [{c.run_key(r) for c in chains if plan[c][r]} for r in range(rounds + 1)]
     n_runs = sum(len(keys) for keys in todo)
     total = sum(len(set(c.run_key(r) for c in chains)) for r in range(rounds + 1))
@@ -404,3 +435,191 @@ def describe_runs(frame: pd.DataFrame, store: RunStore) -> str:
         f"chain of a seed)\ntrained on {devices} with torch {versions}, code {commits}: "
         f"{wall / 3600:.2f} h of training wall time in all\ntest images per run: {tests}"
     )
+
+
+# ----------------------------------------------------------------------------- supermasks
+
+
+def untrained_supermask_sweep(
+    settings: Settings,
+    treatments: Sequence[str] = tuple(TREATMENTS),
+    levels: Sequence[int] = SUPERMASK_LEVELS,
+    *,
+    store: RunStore | None = None,
+    cache: StateCache | None = None,
+    data_root: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Untrained supermasks (PAPER.md section 8, Figure 7) of the dense run of every seed in
+    ``settings``, for each of its criteria and ``treatments`` at every one-shot level.
+
+    The dense runs come from the store and the state cache (trained if missing). One record per
+    (dense run, criterion, treatment) holds the accuracy at every level; missing ones are
+    computed one dense run at a time, all their masked networks as one population.
+    """
+    store = store or RunStore()
+    cache = cache or StateCache()
+    for name in treatments:
+        get_treatment(name)
+    levels = [int(k) for k in levels]
+    dense = [Chain(settings.net, seed, iterations=settings.iterations) for seed in settings.seeds]
+    run_sweep(
+        dense,
+        0,
+        store=store,
+        cache=cache,
+        data_root=data_root,
+        progress=progress,
+        log=log,
+        keep_state=True,
+    )
+    arch = get_architecture(settings.net)
+    data, rows = None, []
+    for chain in dense:
+        dense_key = chain.run_key(0)
+        specs = {
+            (c, t): {
+                "kind": "untrained_supermask",
+                "dense": dense_key,
+                "criterion": c,
+                "treatment": t,
+                "levels": levels,
+            }
+            for c in settings.criteria
+            for t in treatments
+        }
+        missing = [ct for ct, spec in specs.items() if spec_key(spec) not in store]
+        if missing:
+            data = data or load_dataset(arch.dataset, data_root)
+            t0 = time.perf_counter()
+            state = cache.load(dense_key)
+            w_i, w_f = state["w_start"], state["w_final"]
+            masks = {
+                c: one_shot_masks(
+                    arch, w_i, w_f, get_criterion(c), levels, _generator(dense_key, c, "supermask")
+                )
+                for c in dict.fromkeys(c for c, _ in missing)
+            }
+            weights = {t: treated_weights(w_i, t) for t in dict.fromkeys(t for _, t in missing)}
+            members = [(c, t, j) for c, t in missing for j in range(len(levels))]
+            acc = untrained_supermask_accuracy(
+                arch,
+                [weights[t] for _, t, _ in members],
+                [masks[c][j] for c, _, j in members],
+                data.test,
+            )
+            wall = time.perf_counter() - t0
+            for i, (c, t) in enumerate(missing):
+                spec = specs[(c, t)]
+                result = [
+                    {
+                        "k": k,
+                        "percent_remaining": percent_remaining(arch, masks[c][j]),
+                        "test_accuracy": float(acc[i * len(levels) + j]),
+                    }
+                    for j, k in enumerate(levels)
+                ]
+                record = {
+                    "key": spec_key(spec),
+                    "spec": spec,
+                    "result": {"levels": result, "n_test": len(data.test)},
+                    "provenance": _provenance("cpu", len(members), wall),
+                }
+                store.put(spec_key(spec), record)
+        dense_result = store.get(dense_key)["result"]
+        for (c, t), spec in specs.items():
+            record = store.get(spec_key(spec))
+            for level in record["result"]["levels"]:
+                rows.append(
+                    {
+                        "net": settings.net,
+                        "seed": chain.seed,
+                        "criterion": c,
+                        "treatment": t,
+                        **level,
+                        "n_test": record["result"]["n_test"],
+                        "dense_test_accuracy": dense_result["test_accuracy"],
+                        "dense_iterations": chain.protocol.iterations,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def learned_supermask_sweep(
+    runs: Sequence[LearnedSupermask],
+    *,
+    store: RunStore | None = None,
+    data_root: str | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Learned supermasks (PAPER.md section 9): train the runs missing from the store as one
+    population and return (one row per run, one row per run and epoch of its validation curve).
+    """
+    store = store or RunStore()
+    runs = list(dict.fromkeys(runs))
+    missing = [r for r in runs if spec_key(r.spec()) not in store]
+    if missing:
+        epochs = missing[0].epochs
+        hours = len(missing) * epochs * LEARNED_EPOCH_HINT_S / 3600
+        log(
+            f"{len(runs) - len(missing)} of {len(runs)} learned supermasks found in "
+            f"{store.root}; training {len(missing)} for {epochs:,} epochs "
+            f"(about {hours:.1f} h on a 2-core CPU)"
+        )
+        _git_commit()
+        data = load_dataset(get_architecture(missing[0].net).dataset, data_root)
+        data = data if device == "cpu" else _to_device(data, device)
+        t0 = time.perf_counter()
+        res = train_learned_supermasks(missing, data, device=device, progress=progress)
+        wall = time.perf_counter() - t0
+        layers = [layer.name for layer in get_architecture(missing[0].net).layers]
+        for i, run in enumerate(missing):
+            result = {
+                "test_accuracy": float(res.test_accuracy[i]),
+                "test_accuracy_samples": [float(v) for v in res.test_accuracy_samples[i]],
+                "percent_kept": float(res.percent_kept[i]),
+                "expected_percent_kept": float(res.expected_percent_kept[i]),
+                "layer_kept": dict(zip(layers, map(float, res.layer_kept[i]), strict=True)),
+                "epochs": res.epochs,
+                "val_accuracy": [round(float(v), 5) for v in res.val_accuracy[i]],
+                "val_loss": [round(float(v), 5) for v in res.val_loss[i]],
+                "n_test": res.n_test,
+            }
+            key = spec_key(run.spec())
+            store.put(
+                key,
+                {
+                    "key": key,
+                    "spec": run.spec(),
+                    "result": result,
+                    "provenance": _provenance(device, len(missing), wall),
+                },
+            )
+    rows, curve = [], []
+    for run in runs:
+        res = store.get(spec_key(run.spec()))["result"]
+        described = {**asdict(run), "key": spec_key(run.spec())}
+        summary = ("test_accuracy", "percent_kept", "expected_percent_kept", "n_test")
+        rows.append({**described, **{k: res[k] for k in summary}})
+        points = zip(res["epochs"], res["val_accuracy"], res["val_loss"], strict=True)
+        for epoch, acc, loss in points:
+            curve.append({**described, "epoch": epoch, "val_accuracy": acc, "val_loss": loss})
+    return pd.DataFrame(rows), pd.DataFrame(curve)
+
+
+def learned_supermask_runs(
+    settings: Settings, epochs: int | None, profile: str, seeds: Sequence[int] | None = None
+) -> list[LearnedSupermask]:
+    """Table 1's learned supermasks: each seed x {init, signed constant} x {without, with DWR};
+    ``epochs`` None takes the profile's (the official 2,000 if the profile names none)."""
+    if epochs is None:
+        epochs = PROFILES[profile].supermask_epochs
+    return [
+        LearnedSupermask(settings.net, seed, weights, dwr, epochs=epochs or 2000)
+        for seed in (settings.seeds if seeds is None else seeds)
+        for weights in TREATMENTS
+        for dwr in (False, True)
+    ]

@@ -12,6 +12,7 @@ from lth.criteria import CRITERIA, FIGURE3_CRITERIA
 from lth.experiments import Chain, resolve_settings, run_sweep
 from lth.nets import get_architecture, percent_remaining
 from lth.store import RunStore, StateCache
+from lth.train import train_population
 
 # Total percent remaining of FC after k rounds (PAPER.md section 4), rounded to 0.1.
 ROUND_OF_PERCENT = {100.0: 0, 80.0: 1, 64.1: 2, 51.3: 3, 41.1: 4}
@@ -212,3 +213,60 @@ def test_describe_runs_reports_provenance(patched_data, tmp_path):
     text = experiments.describe_runs(frame, RunStore(tmp_path / "runs"))
     assert text.startswith("3 distinct runs (4 rows")
     assert "torch" in text and "test images per run: 100" in text
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("nothing should be computed again")
+
+
+def test_untrained_supermask_sweep_reuses_dense_runs_and_resumes(
+    patched_data, monkeypatch, tmp_path
+):
+    settings = resolve_settings(
+        "smoke", criteria=["large_final_same_sign", "random"], seeds=[0, 1], rounds=0
+    )
+    kwargs = dict(
+        store=RunStore(tmp_path / "runs"), cache=StateCache(tmp_path / "cache"), progress=False
+    )
+    frame = experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs)
+    assert len(frame) == 2 * 2 * 2 * 3  # seeds x criteria x treatments x levels
+    assert sorted(frame["treatment"].unique()) == ["init", "signed_constant"]
+    assert frame.groupby("k")["percent_remaining"].nunique().eq(1).all()
+    assert frame.loc[frame["k"] == 0, "percent_remaining"].eq(100.0).all()
+    assert frame["test_accuracy"].between(0, 1).all() and frame["n_test"].eq(100).all()
+    # at k=0 every criterion keeps everything: one accuracy per seed and treatment
+    dense = frame[frame["k"] == 0].groupby(["seed", "treatment"])["test_accuracy"].nunique()
+    assert dense.eq(1).all()
+
+    # everything is in the store now: nothing is trained or evaluated again
+    monkeypatch.setattr(experiments, "train_population", _fail)
+    monkeypatch.setattr(experiments, "untrained_supermask_accuracy", _fail)
+    again = experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs)
+    assert again.equals(frame)
+
+    # a lost cache makes the dense runs train again (records exist, tensors do not)
+    shutil.rmtree(tmp_path / "cache")
+    trained = []
+
+    def counting(pop, *args, **kw):
+        trained.append(pop.size)
+        return train_population(pop, *args, **kw)
+
+    monkeypatch.setattr(experiments, "train_population", counting)
+    experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs)
+    assert trained == [2]
+
+
+def test_learned_supermask_sweep_stores_runs_and_resumes(patched_data, monkeypatch, tmp_path):
+    settings = resolve_settings("smoke", seeds=[0], rounds=0)
+    runs = experiments.learned_supermask_runs(settings, epochs=1, profile="smoke")
+    assert len(runs) == 4  # {init, signed constant} x {without, with DWR}
+    runs = [experiments.replace(r, batch_size=50) for r in runs]
+    store = RunStore(tmp_path / "runs")
+    frame, curve = experiments.learned_supermask_sweep(runs, store=store, progress=False)
+    assert len(frame) == 4 and frame["test_accuracy"].between(0, 1).all()
+    assert frame["percent_kept"].between(40, 60).all()  # p starts at 0.5; 1 short epoch
+    assert sorted(curve["epoch"].unique()) == [0, 1]
+    monkeypatch.setattr(experiments, "train_learned_supermasks", _fail)
+    again, _ = experiments.learned_supermask_sweep(runs, store=store, progress=False)
+    assert again.equals(frame)
