@@ -38,7 +38,8 @@ def accuracy_vs_remaining(
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 5))
     levels = list(dict.fromkeys(frame[hue]))
-    palette = dict(zip(levels, sns.color_palette("tab10", len(levels)), strict=True))
+    colours = sns.color_palette("tab10" if len(levels) <= 10 else "tab20", len(levels))
+    palette = dict(zip(levels, colours, strict=True))
     for level in levels:
         part = frame[frame[hue] == level]
         sns.lineplot(
