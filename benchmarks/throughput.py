@@ -1,120 +1,221 @@
 """Training throughput of the population engine against a plain PyTorch loop.
 
-Prints model-samples per second (training samples per second, summed over the members of a
-population) for the FC network (LeNet-300-100, batch 60, Adam), for:
+For each network (FC = LeNet-300-100 on MNIST, Conv2/4/6 on CIFAR-10; PAPER.md section 2) at the
+paper's batch of 60 with Adam (section 3), prints model-samples per second (training samples per
+second, summed over the members of a population) of:
 
-- a plain one-network loop: ``nn.Sequential``, default ``torch.optim.Adam``, one batch per step;
-- our engine (:func:`lth.train.train_population`) with K=1 and K=8 members.
+- a plain one-network fp32 loop: ``nn.Sequential`` of ``nn.Conv2d``/``nn.Linear``/``nn.ReLU``/
+  ``nn.MaxPool2d``, default ``torch.optim.Adam``, one random batch per step;
+- our engine (:func:`lth.train.train_population`) in fp32 with K members;
+- our engine in bf16 (``precision="bf16"``: autocast forward, fp32 master weights and Adam).
 
-All are measured in the same process, on synthetic MNIST-shaped data (the throughput does not
-depend on pixel values). The engine is timed twice: training alone (like the plain loop) and
-with the protocol's validation pass every 100 iterations (what a real run costs). Each figure is
-also given as a fraction of this CPU's fp32 GEMM peak, measured first (a 2048^3 matmul).
+Each rate is also given as a fraction of this machine's GEMM peak for the precision it computes
+in, measured with a large matrix product in fp32 and in bf16 before and after the runs (the
+higher of the two is used: on a shared machine a contended measurement is too low). A training
+step is counted as 3 x 2 x the forward multiply-accumulates per sample (forward, input gradient,
+weight gradient), with a conv layer's MACs counted at its spatial size
+(``Architecture.forward_macs``); pooling, ReLU and Adam are not counted. The GEMM is not the
+hardware's ceiling: on the project's AMD CPU, MKL's fp32 GEMM reaches about 95 GFLOP/s per core
+while oneDNN's 3x3 convolutions reach 130 (256 channels, 8x8, forward), so fp32 conv rows can
+show more than 100%.
 
-    python benchmarks/throughput.py [--iterations 1000] [--members 1 8]
+Data are synthetic (throughput does not depend on pixel values), with 10-image validation and
+test splits so that the engine's evaluations before the first and after the last iteration cost
+about 1% of the timed call. The first iterations of every measurement are a warm-up, not timed.
+
+    python benchmarks/throughput.py [--nets fc conv2 conv4 conv6] [--members 1 4]
+        [--iterations N] [--precisions fp32 bf16] [--device cpu|cuda] [--threads T]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
 from torch import nn
 
 from lth.data import Dataset, Split
-from lth.nets import Population, get_architecture, initial_weights
-from lth.train import Protocol, train_population
+from lth.nets import Architecture, Population, get_architecture, initial_weights
+from lth.train import PRECISIONS, PROTOCOLS, Protocol, train_population
+
+PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+#: Timed iterations per network by default: a whole default run takes 3-4 minutes on the
+#: project's 2-core CPU.
+DEFAULT_ITERATIONS = {"fc": 500, "conv2": 20, "conv4": 12, "conv6": 8}
 
 
-def synthetic_mnist(n_train: int = 55_000, n_val: int = 5_000, n_test: int = 10_000) -> Dataset:
+def synthetic(arch: Architecture, n_train: int = 6_000, n_eval: int = 10) -> Dataset:
+    """Random uint8 images of the network's input shape with random labels."""
     g = torch.Generator().manual_seed(0)
 
     def split(n: int) -> Split:
-        x = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g)
-        return Split(x, torch.randint(0, 10, (n,), generator=g))
+        x = torch.randint(0, 256, (n, *arch.input_shape), dtype=torch.uint8, generator=g)
+        return Split(x, torch.randint(0, arch.num_classes, (n,), generator=g))
 
-    return Dataset("synthetic-mnist", split(n_train), split(n_val), split(n_test), 10)
+    return Dataset(f"synthetic-{arch.dataset}", split(n_train), split(n_eval), split(n_eval), 10)
 
 
-def plain_loop(data: Dataset, iterations: int, batch: int = 60) -> float:
-    """Samples/s of the textbook single-network loop with default Adam."""
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gemm_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:
+    """This machine's matrix-product rate in FLOP/s for ``dtype``: the best of a few n^3
+    products, each done both as ``a @ b`` (MKL for fp32 on CPU) and as a 1x1 convolution
+    (oneDNN, the library the conv layers use), whichever is faster."""
+    if device.type == "cuda":
+        n = 8192
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    x = a.t().reshape(1, n, n // 64, 64).contiguous(memory_format=torch.channels_last)
+    w = b.reshape(n, n, 1, 1)
+    best = float("inf")
+    for product in (lambda: a @ b, lambda: torch.nn.functional.conv2d(x, w)):
+        product()
+        for _ in range(repeats):
+            sync(device)
+            start = time.perf_counter()
+            product()
+            sync(device)
+            best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def plain_network(arch: Architecture) -> nn.Sequential:
+    """The textbook one-network version of ``arch`` (PyTorch's default init; speed only)."""
+    modules: list[nn.Module] = []
+    for i, layer in enumerate(arch.layers):
+        if layer.kind == "conv":
+            modules += [nn.Conv2d(layer.shape[1], layer.shape[0], 3, padding=1), nn.ReLU()]
+            if layer.pool_after:
+                modules.append(nn.MaxPool2d(2))
+        else:
+            if i == 0 or arch.layers[i - 1].kind == "conv":
+                modules.append(nn.Flatten())
+            modules.append(nn.Linear(*layer.shape))
+            if i < len(arch.layers) - 1:
+                modules.append(nn.ReLU())
+    return nn.Sequential(*modules)
+
+
+def plain_loop(
+    arch: Architecture, data: Dataset, iterations: int, warmup: int, device: torch.device
+) -> float:
+    """Samples/s of the plain fp32 loop with default Adam."""
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
-        nn.Linear(100, 10),
-    )  # fmt: skip
-    optimizer = torch.optim.Adam(model.parameters(), lr=1.2e-3)
+    model = plain_network(arch).to(device)
+    protocol = PROTOCOLS[arch.name]
+    optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr)
     loss_fn = nn.CrossEntropyLoss()
-    x_all, y_all = data.train.x, data.train.y
-    start = time.perf_counter()
-    for i in range(iterations):
-        idx = torch.randint(0, len(y_all), (batch,))
+    x_all, y_all = data.train.x.to(device), data.train.y.to(device)
+    batch = protocol.batch_size
+    for i in range(warmup + iterations):
+        if i == warmup:
+            sync(device)
+            start = time.perf_counter()
+        idx = torch.randint(0, len(y_all), (batch,), device=device)
         x = x_all[idx].float() / 255
         optimizer.zero_grad()
         loss_fn(model(x), y_all[idx]).backward()
         optimizer.step()
-        if i == 9:  # exclude warm-up
-            start, done = time.perf_counter(), 10
-    return (iterations - done) * batch / (time.perf_counter() - start)
+    sync(device)
+    return iterations * batch / (time.perf_counter() - start)
 
 
-FC_FLOP_PER_SAMPLE = 6 * 266_200  # forward + backward multiply-adds of LeNet-300-100
-
-
-def gemm_peak(n: int = 2048, repeats: int = 10) -> float:
-    """This CPU's fp32 matrix-product rate in FLOP/s (best of a few timed products)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
-
-
-def engine(data: Dataset, iterations: int, members: int, eval_every: int) -> float:
-    """Model-samples/s of train_population on ``members`` FC networks."""
-    arch = get_architecture("fc")
+def engine(
+    arch: Architecture,
+    data: Dataset,
+    iterations: int,
+    warmup: int,
+    members: int,
+    precision: str,
+    device: torch.device,
+) -> float:
+    """Model-samples/s of train_population on ``members`` networks, validation only at the start
+    and the end (the paper's every-100-iteration evaluation is not included)."""
     weights = [initial_weights(arch, seed) for seed in range(members)]
     masks = [[torch.ones(layer.shape) for layer in arch.layers]] * members
-    pop = Population.from_members(arch, weights, masks)
-    protocol = Protocol(iterations=iterations, batch_size=60, lr=1.2e-3, eval_every=eval_every)
-    train_population(pop, data, Protocol(iterations=20), list(range(members)))  # warm-up
+    pop = Population.from_members(arch, weights, masks).to(device)
+    lr, seeds = PROTOCOLS[arch.name].lr, list(range(members))
+    warm = Protocol(iterations=warmup, lr=lr)
+    train_population(pop, data, warm, seeds, precision=precision)
+    protocol = Protocol(iterations=iterations, lr=lr, eval_every=10**9)
+    sync(device)
     start = time.perf_counter()
-    train_population(pop, data, protocol, list(range(members)))
+    train_population(pop, data, protocol, seeds, precision=precision)
+    sync(device)
     return members * iterations * protocol.batch_size / (time.perf_counter() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=1000)
-    parser.add_argument("--members", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--nets", nargs="+", default=list(DEFAULT_ITERATIONS))
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--iterations", type=int, help="timed iterations (default: per network)")
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     args = parser.parse_args()
-    data = synthetic_mnist()
-    peak = gemm_peak()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, FC (LeNet-300-100)")
-    print(f"fp32 GEMM peak of this CPU: {peak / 1e9:.0f} GFLOP/s\n")
-    print(f"{'':52s} {'model-samples/s':>15s} {'vs plain':>8s} {'of peak':>8s}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda requested, but CUDA is not available")
+    device = torch.device(args.device)
+    archs = [get_architecture(name) for name in args.nets]
 
-    def show(label: str, rate: float, plain: float) -> None:
-        share = rate * FC_FLOP_PER_SAMPLE / peak
-        print(f"{label:52s} {rate:>15,.0f} {rate / plain:>7.2f}x {share:>8.0%}")
+    def measure_peak() -> dict[str, float]:
+        return {name: gemm_peak(device, dtype) for name, dtype in PEAK_DTYPES.items()}
 
-    plain = plain_loop(data, args.iterations)
-    show("plain loop, 1 network, default Adam (no validation)", plain, plain)
-    for k in args.members:
-        show(
-            f"engine, K={k}, fused Adam, training only",
-            engine(data, args.iterations, k, 10**9),
-            plain,
-        )
-        show(
-            f"engine, K={k}, with validation every 100 its",
-            engine(data, args.iterations, k, 100),
-            plain,
-        )
+    peak = measure_peak()
+    rows = []
+    for arch in archs:
+        iterations = args.iterations or DEFAULT_ITERATIONS.get(arch.name, 20)
+        warmup = max(2, min(20, iterations // 5))
+        data = synthetic(arch)
+        plain = plain_loop(arch, data, iterations, warmup, device)
+        rows.append((arch, "plain loop, nn.Sequential, Adam", 1, iterations, plain, plain, "fp32"))
+        for precision in args.precisions:
+            for k in args.members:
+                rate = engine(arch, data, iterations, warmup, k, precision, device)
+                label = f"engine {precision}, fused Adam"
+                rows.append((arch, label, k, iterations, rate, plain, precision))
+                print(f"{arch.name} {label} K={k}: {rate:,.0f}", file=sys.stderr, flush=True)
+    # the peak again at the end: on a shared machine the higher of the two is nearer the truth
+    peak = {name: max(rate, peak[name]) for name, rate in measure_peak().items()}
+
+    threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+    print(f"torch {torch.__version__}, {device}{threads}")
+    fp32, bf16 = peak["fp32"] / 1e9, peak["bf16"] / 1e9
+    print(f"GEMM peak: fp32 {fp32:,.0f} GFLOP/s, bf16 {bf16:,.0f} GFLOP/s (best before/after)")
+    print("training FLOP per sample = 3 x 2 x forward MACs (conv MACs at their spatial size)")
+    print("(oneDNN's convolutions can run faster than the GEMM: fp32 conv rows may pass 100%)\n")
+    header = f"{'net':6s} {'MFLOP/sample':>12s}  {'run':34s} {'K':>2s} {'its':>4s}"
+    print(f"{header} {'model-samples/s':>15s} {'vs plain':>8s} {'of peak':>12s}")
+    for r in rows:
+        print(row(*r, peak))
+
+
+def row(
+    arch: Architecture,
+    label: str,
+    k: int,
+    iterations: int,
+    rate: float,
+    plain: float,
+    precision: str,
+    peak: dict[str, float],
+) -> str:
+    """One line of the table: the rate, its ratio to the plain loop, its share of the peak."""
+    flop = 6 * arch.forward_macs
+    share = rate * flop / peak[precision]
+    return (
+        f"{arch.name:6s} {flop / 1e6:>12,.1f}  {label:34s} {k:>2d} {iterations:>4d} "
+        f"{rate:>15,.0f} {rate / plain:>7.2f}x {share:>7.1%} {precision}"
+    )
 
 
 if __name__ == "__main__":

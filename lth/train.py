@@ -15,10 +15,19 @@ the pruned entries of ``w``.
 Validation loss is measured every ``eval_every`` iterations, before the first and after the last;
 each member's weights at its minimum-validation-loss point are kept, and test accuracy is
 measured once, at the end, on those weights: the paper's "test accuracy at early stopping".
+
+Precision is a parameter of training (:data:`PRECISIONS`): ``"fp32"`` is the paper's; ``"bf16"``
+runs the forward pass and the loss under ``torch.autocast`` in bfloat16 (matrix products and
+convolutions in bf16) while the master weights, their gradients and Adam stay in float32.
+
+Everything runs on the device of the population's weights; the dataset is copied there once, at
+the start. Inside the training loop nothing waits for the device except the evaluations.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,7 +68,40 @@ class Protocol:
 #: The paper's protocol per network (PAPER.md section 3).
 PROTOCOLS: dict[str, Protocol] = {
     "fc": Protocol(iterations=50_380, batch_size=60, lr=1.2e-3),
+    "conv2": Protocol(iterations=20_250, batch_size=60, lr=2e-4),
+    "conv4": Protocol(iterations=25_500, batch_size=60, lr=3e-4),
+    "conv6": Protocol(iterations=30_000, batch_size=60, lr=3e-4),
 }
+
+#: Accepted values of ``precision``: "fp32" (the paper's) and "bf16" (autocast to bfloat16).
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` itself if it is one of :data:`PRECISIONS`, else a ValueError."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+    return precision
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The context the forward pass and the loss run in: bf16 autocast, or nothing for fp32."""
+    if check_precision(precision) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def dataset_on(data: Dataset, device: torch.device) -> Dataset:
+    """``data`` with every split's tensors on ``device`` (the same object if already there)."""
+    if data.train.x.device == device:
+        return data
+
+    def move(split: Split) -> Split:
+        return Split(split.x.to(device), split.y.to(device))
+
+    return dataclasses.replace(
+        data, train=move(data.train), val=move(data.val), test=move(data.test)
+    )
 
 
 @dataclass
@@ -100,29 +142,39 @@ class BatchOrder:
         return self.perms[self.member_group, start : start + self.batch_size]
 
 
-def _logits(pop: Population, split: Split, weights, biases, chunk: int = 5000) -> Tensor:
-    """Logits of every member on a whole split, shape (K, N, classes), in chunks of images."""
-    parts = [
-        pop.forward(to_float(split.x[i : i + chunk]), weights, biases)
-        for i in range(0, len(split.y), chunk)
-    ]
+def _logits(pop: Population, split: Split, weights, biases, precision: str) -> Tensor:
+    """Logits of every member on a whole split, shape (K, N, classes), float32, in chunks of
+    at most 5000 images and about 2**24 numbers per activation (a conv net's chunks are
+    smaller: one Conv2 feature map of 5000 images would take 1.3 GB)."""
+    chunk = max(1, min(5000, 2**24 // pop.arch.largest_activation))
+    device = weights[0].device
+    with autocast(device, precision):
+        parts = [
+            pop.forward(to_float(split.x[i : i + chunk].to(device)), weights, biases).float()
+            for i in range(0, len(split.y), chunk)
+        ]
     return torch.cat(parts, dim=1)
 
 
 @torch.no_grad()
-def mean_loss(pop: Population, split: Split, weights=None, biases=None) -> Tensor:
+def mean_loss(
+    pop: Population, split: Split, weights=None, biases=None, *, precision: str = "fp32"
+) -> Tensor:
     """Mean cross-entropy of every member on ``split``, shape (K,)."""
-    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases)
+    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases, precision)
     k, n, c = logits.shape
-    losses = F.cross_entropy(logits.reshape(-1, c), split.y.repeat(k), reduction="none")
+    y = split.y.to(logits.device)
+    losses = F.cross_entropy(logits.reshape(-1, c), y.repeat(k), reduction="none")
     return losses.view(k, n).mean(dim=1)
 
 
 @torch.no_grad()
-def accuracy(pop: Population, split: Split, weights=None, biases=None) -> Tensor:
+def accuracy(
+    pop: Population, split: Split, weights=None, biases=None, *, precision: str = "fp32"
+) -> Tensor:
     """Classification accuracy of every member on ``split``, shape (K,)."""
-    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases)
-    return (logits.argmax(dim=-1) == split.y).float().mean(dim=1)
+    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases, precision)
+    return (logits.argmax(dim=-1) == split.y.to(logits.device)).float().mean(dim=1)
 
 
 def train_population(
@@ -131,6 +183,7 @@ def train_population(
     protocol: Protocol,
     order_seeds: Sequence[int],
     *,
+    precision: str = "fp32",
     progress: bool = False,
     desc: str = "training",
 ) -> TrainResult:
@@ -138,11 +191,15 @@ def train_population(
 
     ``pop.weights`` must already hold each member's start values: mask-1 values on kept entries,
     mask-0 values on pruned ones. ``order_seeds[k]`` fixes member k's batch order.
+    ``precision`` is one of :data:`PRECISIONS`; evaluations run in the same precision.
+    Training runs on the device of ``pop.weights``; ``data`` is copied there once if needed.
     """
+    check_precision(precision)
     k = pop.size
     if len(order_seeds) != k:
         raise ValueError(f"need one order seed per member: {len(order_seeds)} for {k} members")
     device = pop.weights[0].device
+    data = dataset_on(data, device)
     weights = [w.clone().requires_grad_(True) for w in pop.weights]
     biases = [b.clone().requires_grad_(True) for b in pop.biases]
     optimizer = torch.optim.Adam(
@@ -160,7 +217,13 @@ def train_population(
     best_biases = [b.detach().clone() for b in biases]
 
     def evaluate(column: int, iteration: int) -> None:
-        loss = mean_loss(pop, data.val, [w.detach() for w in weights], [b.detach() for b in biases])
+        loss = mean_loss(
+            pop,
+            data.val,
+            [w.detach() for w in weights],
+            [b.detach() for b in biases],
+            precision=precision,
+        )
         val_loss[:, column] = loss.cpu()
         improved = val_loss[:, column] < best_loss
         if improved.any():
@@ -183,11 +246,11 @@ def train_population(
             evaluate(column, iteration)
             column += 1
         idx = order.indices(iteration)
-        x = to_float(train_x[idx])
-        logits = pop.forward(x, weights, biases)
-        loss = F.cross_entropy(
-            logits.reshape(k * batch, -1), train_y[idx].reshape(-1), reduction="sum"
-        )
+        with autocast(device, precision):
+            logits = pop.forward(to_float(train_x[idx]), weights, biases)
+            loss = F.cross_entropy(
+                logits.reshape(k * batch, -1).float(), train_y[idx].reshape(-1), reduction="sum"
+            )
         optimizer.zero_grad(set_to_none=True)
         (loss / batch).backward()
         for w, m in zip(weights, pop.masks, strict=True):
@@ -201,8 +264,12 @@ def train_population(
         final_weights=final_weights,
         early_stop_iteration=best_iteration,
         best_val_loss=best_loss,
-        test_accuracy=accuracy(pop, data.test, best_weights, best_biases).cpu(),
-        final_test_accuracy=accuracy(pop, data.test, final_weights, final_biases).cpu(),
+        test_accuracy=accuracy(
+            pop, data.test, best_weights, best_biases, precision=precision
+        ).cpu(),
+        final_test_accuracy=accuracy(
+            pop, data.test, final_weights, final_biases, precision=precision
+        ).cpu(),
         val_iterations=evaluation_points,
         val_loss=val_loss,
         n_test=len(data.test.y),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lth.nets import Population, get_architecture, initial_weights
-from lth.train import PROTOCOLS, BatchOrder, Protocol, train_population
+from lth.data import Dataset, Split
+from lth.nets import Architecture, Layer, Population, get_architecture, initial_weights
+from lth.train import PRECISIONS, PROTOCOLS, BatchOrder, Protocol, dataset_on, train_population
 
 FC = get_architecture("fc")
 
@@ -93,6 +94,16 @@ def test_fc_protocol_is_the_papers():
 
 
 @pytest.mark.parametrize(
+    "name, iterations, lr",
+    [("conv2", 20_250, 2e-4), ("conv4", 25_500, 3e-4), ("conv6", 30_000, 3e-4)],
+)
+def test_conv_protocols_are_the_papers(name, iterations, lr):
+    p = PROTOCOLS[name]
+    assert (p.iterations, p.batch_size, p.lr, p.eval_every) == (iterations, 60, lr, 100)
+    assert (p.betas, p.eps) == ((0.9, 0.999), 1e-8)
+
+
+@pytest.mark.parametrize(
     "iterations, expected",
     [(250, [0, 100, 200, 250]), (200, [0, 100, 200]), (50, [0, 50]), (1, [0, 1])],
 )
@@ -131,3 +142,96 @@ def test_batch_order_covers_every_example_when_batches_divide_n():
 def test_batch_larger_than_dataset_is_rejected():
     with pytest.raises(ValueError):
         BatchOrder(n=5, batch_size=10, order_seeds=[0], device="cpu")
+
+
+# ----------------------------------------------------------------------------- conv nets, precision
+
+#: A narrow Conv-4 (PAPER.md section 2 with 8/16 channels and fc32): the same layer kinds, pools
+#: and flatten as the paper's conv nets at a few percent of the cost.
+SMALL_CONV = Architecture(
+    name="small-conv4",
+    dataset="cifar10",
+    input_shape=(3, 32, 32),
+    layers=(
+        Layer("conv1", "conv", (8, 3, 3, 3), 0.1),
+        Layer("conv2", "conv", (8, 8, 3, 3), 0.1, pool_after=True),
+        Layer("conv3", "conv", (16, 8, 3, 3), 0.1),
+        Layer("conv4", "conv", (16, 16, 3, 3), 0.1, pool_after=True),
+        Layer("fc1", "linear", (16 * 8 * 8, 32), 0.2),
+        Layer("fc2", "linear", (32, 32), 0.2),
+        Layer("fc3", "linear", (32, 10), 0.1),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar() -> Dataset:
+    """300 / 60 / 60 CIFAR-shaped uint8 images (N, 3, 32, 32): noise plus a fixed random
+    template per class, so a conv net learns it in a few dozen steps."""
+    g = torch.Generator().manual_seed(99)
+    templates = (torch.rand(10, 3, 32, 32, generator=g) < 0.3).to(torch.uint8) * 127
+
+    def split(n: int) -> Split:
+        y = torch.randint(0, 10, (n,), generator=g)
+        x = torch.randint(0, 128, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+        return Split(x + templates[y], y)
+
+    return Dataset("tiny-cifar", split(300), split(60), split(60), 10)
+
+
+def conv_population(seeds, arch=SMALL_CONV) -> Population:
+    g = torch.Generator().manual_seed(1)
+    weights = [initial_weights(arch, s) for s in seeds]
+    masks = [
+        [(torch.rand(layer.shape, generator=g) < 0.8).float() for layer in arch.layers]
+        for _ in seeds
+    ]
+    return Population.from_members(arch, weights, masks)
+
+
+def test_conv_members_train_independently(tiny_cifar):
+    protocol = Protocol(iterations=20, batch_size=20, lr=1e-3, eval_every=10)
+    trio = conv_population([4, 0, 6])
+    solo = Population.from_members(
+        SMALL_CONV, [[w[1] for w in trio.weights]], [[m[1] for m in trio.masks]]
+    )
+    r3 = train_population(trio, tiny_cifar, protocol, [4, 0, 6])
+    r1 = train_population(solo, tiny_cifar, protocol, [0])
+    for w3, w1 in zip(r3.final_weights, r1.final_weights, strict=True):
+        torch.testing.assert_close(w3[1], w1[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(r3.val_loss[1], r1.val_loss[0], atol=1e-5, rtol=1e-5)
+    assert r3.early_stop_iteration[1] == r1.early_stop_iteration[0]
+    assert not torch.allclose(r3.final_weights[0][0], r3.final_weights[0][1])
+
+
+def test_conv_pruned_weights_never_move(tiny_cifar):
+    pop = conv_population([0, 1])
+    result = train_population(pop, tiny_cifar, Protocol(iterations=5, batch_size=20), [0, 1])
+    for w0, w1, m in zip(pop.weights, result.final_weights, pop.masks, strict=True):
+        assert torch.equal(w1[m == 0], w0[m == 0])  # bit for bit
+        # the kept ones trained (fc1 rows whose input is a dead ReLU in 5 steps do not move)
+        assert (w1[m == 1] != w0[m == 1]).float().mean() > 0.3
+
+
+@pytest.mark.parametrize("net", ["conv", "fc"])
+def test_bf16_training_lowers_the_loss(net, tiny_cifar, tiny_data):
+    if net == "conv":
+        pop, data, protocol = conv_population([0]), tiny_cifar, Protocol(40, 20, 3e-3, 20)
+    else:
+        pop, data, protocol = masked_population([0])[0], tiny_data, Protocol(50, eval_every=25)
+    result = train_population(pop, data, protocol, [0], precision="bf16")
+    assert result.val_loss[0, -1] < 0.75 * result.val_loss[0, 0], result.val_loss
+    assert all(w.dtype == torch.float32 for w in result.final_weights)  # master weights fp32
+    fp32 = train_population(pop, data, protocol, [0], precision="fp32")
+    assert not torch.equal(result.final_weights[0], fp32.final_weights[0])  # bf16 really used
+
+
+def test_unknown_precision_lists_accepted_ones(tiny_data):
+    assert PRECISIONS == ("fp32", "bf16")
+    pop, _ = masked_population([0])
+    with pytest.raises(ValueError, match="accepted: fp32, bf16"):
+        train_population(pop, tiny_data, Protocol(iterations=1), [0], precision="fp16")
+
+
+def test_dataset_already_on_the_device_is_not_copied(tiny_data):
+    assert dataset_on(tiny_data, torch.device("cpu")) is tiny_data
