@@ -27,6 +27,7 @@ def _sweep(args: argparse.Namespace) -> None:
         args.iterations,
         args.mask1,
         args.mask0,
+        args.precision,
     )
     print(settings.describe())
     frame = run_sweep(
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--iterations", type=int, default=None)
     sweep.add_argument("--mask1", nargs="+", default=["rewind"], help="mask-1 action(s)")
     sweep.add_argument("--mask0", nargs="+", default=["zero"], help="mask-0 action(s)")
+    sweep.add_argument("--precision", default="fp32", help="fp32 (the paper's) or bf16")
     sweep.add_argument("--runs", default=None, help="run store folder (default $LTH_RUNS)")
     sweep.add_argument("--cache", default=None, help="state cache folder (default $LTH_CACHE)")
     sweep.add_argument("--data", default=None, help="dataset root (default $LTH_DATA)")

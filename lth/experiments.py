@@ -41,10 +41,10 @@ from .supermask import (
     treated_weights,
     untrained_supermask_accuracy,
 )
-from .train import PROTOCOLS, Protocol, train_population
+from .train import PROTOCOLS, Protocol, check_precision, train_population
 
-PRECISIONS = ("fp32",)
-RATE_HINT = 50_000  # FC model-samples/s measured on the 2-core development CPU, for estimates
+#: Training model-samples/s measured on the 2-core development CPU (fp32), for estimates.
+RATE_HINT = {"fc": 50_000, "conv2": 450, "conv4": 250, "conv6": 160}
 LEARNED_EPOCH_HINT_S = 1.0  # s per member-epoch of a learned FC supermask on that CPU
 
 
@@ -65,8 +65,7 @@ class Chain:
         get_criterion(self.criterion)
         get_mask1_action(self.mask1)
         get_mask0_action(self.mask0)
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; accepted: {PRECISIONS}")
+        check_precision(self.precision)
         if self.net not in PROTOCOLS:
             raise ValueError(f"no training protocol for {self.net!r}")
 
@@ -118,6 +117,12 @@ PROFILES: dict[str, Profile] = {
         (0, 1), 16, 5_000, "committed (Figs. 4, 5, S5): 2 seeds, 16 rounds, 5,000 iterations"
     ),
     "paper": Profile((0, 1, 2, 3, 4), 24, None, "the paper: 5 seeds, 24 rounds, full protocol"),
+    "conv-short": Profile(
+        (0, 1),
+        6,
+        300,
+        "committed (Conv2, Fig. 3): 2 seeds, 6 rounds, 300 iterations (about 0.4 epoch)",
+    ),
     "supermask": Profile(
         (0, 1, 2, 3, 4),
         0,
@@ -142,10 +147,11 @@ class Settings:
     profile: str
     mask1: tuple[str, ...] = ("rewind",)
     mask0: tuple[str, ...] = ("zero",)
+    precision: str = "fp32"
 
     def chains(self) -> list[Chain]:
         return [
-            Chain(self.net, seed, criterion, mask1, mask0, self.iterations)
+            Chain(self.net, seed, criterion, mask1, mask0, self.iterations, self.precision)
             for criterion in self.criteria
             for mask1 in self.mask1
             for mask0 in self.mask0
@@ -156,7 +162,7 @@ class Settings:
         iterations = self.iterations or PROTOCOLS[self.net].iterations
         return (
             f"{self.net}, profile {self.profile!r}: {len(self.seeds)} seed(s) {list(self.seeds)}, "
-            f"{self.rounds} pruning rounds, {iterations:,} iterations per run, fp32"
+            f"{self.rounds} pruning rounds, {iterations:,} iterations per run, {self.precision}"
         )
 
 
@@ -178,6 +184,7 @@ def resolve_settings(
     iterations: int | None = None,
     mask1: str | Sequence[str] = "rewind",
     mask0: str | Sequence[str] = "zero",
+    precision: str = "fp32",
 ) -> Settings:
     """Fill the parameters left as None from ``profile``; reject unknown values at once.
 
@@ -206,7 +213,8 @@ def resolve_settings(
     if iterations is not None and iterations < 1:
         raise ValueError(f"iterations must be positive or None (the paper's), got {iterations}")
     seeds = tuple(int(s) for s in seeds)
-    return Settings(net, criteria, seeds, rounds, iterations, profile, mask1, mask0)
+    check_precision(precision)
+    return Settings(net, criteria, seeds, rounds, iterations, profile, mask1, mask0, precision)
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -338,7 +346,7 @@ def run_sweep(
         return sweep_frame(chains, rounds, store)
     protocol = chains[0].protocol
     samples = n_runs * protocol.iterations * protocol.batch_size
-    hours = samples / RATE_HINT / 3600
+    hours = samples / RATE_HINT.get(chains[0].net, RATE_HINT["fc"]) / 3600
     log(
         f"{total - n_runs} of {total} runs found in {store.root}; training {n_runs} "
         f"({samples / 1e6:,.1f} M model-samples: about {hours:.1f} h on a 2-core CPU)"
@@ -368,7 +376,15 @@ def run_sweep(
         order_seeds = [chain.seed for chain in members.values()]
         t0 = time.perf_counter()
         desc = f"round {r}/{rounds}: {len(members)} run(s)"
-        result = train_population(pop, data, protocol, order_seeds, progress=progress, desc=desc)
+        result = train_population(
+            pop,
+            data,
+            protocol,
+            order_seeds,
+            precision=chains[0].precision,
+            progress=progress,
+            desc=desc,
+        )
         wall = time.perf_counter() - t0
         new_states = {}
         for i, (key, chain) in enumerate(members.items()):
@@ -463,7 +479,10 @@ def untrained_supermask_sweep(
     for name in treatments:
         get_treatment(name)
     levels = [int(k) for k in levels]
-    dense = [Chain(settings.net, seed, iterations=settings.iterations) for seed in settings.seeds]
+    dense = [
+        Chain(settings.net, seed, iterations=settings.iterations, precision=settings.precision)
+        for seed in settings.seeds
+    ]
     run_sweep(
         dense,
         0,
