@@ -715,3 +715,44 @@ def table1_ours(untrained: pd.DataFrame, learned: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["row", "mean", "min", "max", "seeds", "setting"])
     frame[["mean", "min", "max"]] *= 100
     return frame
+
+
+#: Training-set size and official test-set size per dataset (PAPER.md section 3).
+SPLIT_SIZES = {"mnist": (55_000, 10_000), "cifar10": (45_000, 10_000)}
+
+
+def differences_markdown(settings: Settings, frame: pd.DataFrame) -> str:
+    """What a page's runs did differently from the paper's protocol, as Markdown bullets:
+    profile, seeds, rounds, training length, precision and the test-set size."""
+    arch = get_architecture(settings.net)
+    paper = PROTOCOLS[settings.net]
+    iterations = settings.iterations or paper.iterations
+    n_train, n_official_test = SPLIT_SIZES[arch.dataset]
+    epochs = iterations * paper.batch_size / n_train
+    sparsest = frame["percent_remaining"].min()
+    tests = sorted(int(n) for n in frame["n_test"].unique())
+    lines = [
+        f"- Profile `{settings.profile}`: {arch.description}, {len(settings.seeds)} seed(s) "
+        f"instead of 5, {settings.rounds} pruning rounds instead of 24 (down to "
+        f"{sparsest:.3g}% of weights remaining), {iterations:,} training iterations per run "
+        f"(about {epochs:.1f} epochs) against the paper's {paper.iterations:,}, precision "
+        f"{settings.precision}. Shorter training lowers every curve and moves the "
+        "early-stopping point; what this page tests is the ordering of the curves.",
+        f"- Test images per run: {', '.join(f'{n:,}' for n in tests)}"
+        + (
+            f". **This is a partial test set**: only the first {max(tests):,} of the "
+            f"{n_official_test:,} official test images were available (opt-in "
+            "`LTH_PARTIAL_TEST=1`), so each accuracy has a standard error of up to about "
+            f"{100 * (0.25 / max(tests)) ** 0.5:.1f} points."
+            if max(tests) < n_official_test
+            else " (the official test set)."
+        ),
+        f"- Everything else follows the paper's protocol (see the introduction): truncated "
+        f"Glorot-normal init, Adam at {paper.lr:g}, batch {paper.batch_size}, validation every "
+        f"{paper.eval_every} iterations, masks from the final weights, per-layer pruning rates "
+        + ", ".join(f"{layer.name} {layer.rate:.0%}" for layer in arch.layers)
+        + ".",
+        "- The full protocol (5 seeds, 24 rounds, the paper's iterations) runs through the same "
+        "notebook: `-p profile paper`.",
+    ]
+    return "\n".join(lines)

@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import nbformat
 import papermill
 import yaml
 
@@ -33,6 +34,23 @@ BOOK = ROOT / "book"
 FIGURES_LIST = BOOK / "figures.txt"
 HTML = ROOT / "_build" / "html"
 FAILED = ROOT / "_build" / "failed"
+
+#: Extra pages executed from a source notebook with other parameters: page -> (source, page
+#: title, parameters, smoke overrides). The page's parameters come first, then the command line's
+#: (--profile, -p), then, with --profile smoke, the smoke overrides (keep CI small).
+VARIANTS: dict[str, tuple[str, str, dict[str, object], dict[str, object]]] = {
+    "criteria_conv2": (
+        "criteria",
+        "Figure 3 on Conv2 (CIFAR-10): mask criteria",
+        {
+            "net": "conv2",
+            "profile": "conv-short",
+            "criteria": ["large_final", "magnitude_increase", "random"],
+            "figure_name": "criteria_conv2",
+        },
+        {"criteria": ["large_final"], "rounds": 1, "iterations": 5},  # 300 CIFAR images
+    ),
+}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -47,10 +65,13 @@ def parse_value(text: str) -> object:
     return value
 
 
-def execute(source: Path, parameters: dict[str, object]) -> None:
-    """Run one notebook with papermill; publish it to book/ only if every cell succeeded."""
+def execute(
+    source: Path, parameters: dict[str, object], page: str | None = None, title: str = ""
+) -> None:
+    """Run one notebook with papermill; publish it to book/<page>.ipynb (default: the source's
+    name) only if every cell succeeded; ``title`` replaces the first heading."""
     name = source.relative_to(ROOT)
-    target = BOOK / source.name
+    target = BOOK / f"{page or source.stem}.ipynb"
     print(f"== executing {name} with parameters {parameters or '{}'}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / source.name
@@ -67,10 +88,15 @@ def execute(source: Path, parameters: dict[str, object]) -> None:
             kept = ""
             if executed.exists():
                 FAILED.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(executed, FAILED / source.name)
-                kept = f"; partly executed copy: {(FAILED / source.name).relative_to(ROOT)}"
+                shutil.copyfile(executed, FAILED / target.name)
+                kept = f"; partly executed copy: {(FAILED / target.name).relative_to(ROOT)}"
             print(f"\nFAILED: notebook {name}{kept}\n{error}", file=sys.stderr)
             sys.exit(1)
+        if title:
+            notebook = nbformat.read(executed, as_version=4)
+            first = notebook.cells[0]
+            first.source = f"# {title}\n" + first.source.split("\n", 1)[1]
+            nbformat.write(notebook, executed)
         shutil.move(str(executed), target)
     print(f"   -> {target.relative_to(ROOT)}", flush=True)
 
@@ -154,12 +180,18 @@ def main() -> None:
 
         sources = sorted(NOTEBOOKS.glob("*.ipynb"))
         if args.only:
-            sources = [s for s in sources if s.stem == Path(args.only).stem]
-            if not sources:
-                sys.exit(f"no notebook notebooks/{Path(args.only).stem}.ipynb")
+            only = Path(args.only).stem
+            sources = [s for s in sources if s.stem == only]
+            if not sources and only not in VARIANTS:
+                sys.exit(f"no notebook notebooks/{only}.ipynb and no page {only!r} in VARIANTS")
         (BOOK / "figures").mkdir(parents=True, exist_ok=True)
         for source in sources:
             execute(source, parameters)
+        for page, (stem, title, own, smoke) in VARIANTS.items():
+            if args.only and Path(args.only).stem != page:
+                continue
+            merged = {**own, **parameters, **(smoke if args.profile == "smoke" else {})}
+            execute(NOTEBOOKS / f"{stem}.ipynb", merged, page, title)
         if not args.skip_build:
             build_site()
 
