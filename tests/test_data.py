@@ -142,14 +142,21 @@ def test_missing_files_message(tmp_path):
     assert isinstance(info.value, FileNotFoundError)
 
 
-def test_failed_download_is_reported(tmp_path, monkeypatch):
-    urls = []
+@pytest.fixture
+def offline_downloads(monkeypatch) -> list[str]:
+    """Make every download fail as on a machine without network; returns the URLs tried."""
+    urls: list[str] = []
 
     def offline(url: str, dst: pathlib.Path) -> None:
         urls.append(url)
         raise OSError("network unreachable")
 
     monkeypatch.setattr(data, "_download_url", offline)
+    return urls
+
+
+def test_failed_download_is_reported(tmp_path, offline_downloads):
+    urls = offline_downloads
     with pytest.raises(data.DatasetNotFoundError, match="network unreachable"):
         data.load_mnist(tmp_path, download=True)
     assert urls[0].startswith(data.MNIST_MIRRORS[0])
@@ -426,14 +433,8 @@ def test_cifar10_missing_files_message(tmp_path):
     assert data.DATA_ENV in message and "download=False" in message
 
 
-def test_cifar10_failed_download_is_reported(tmp_path, monkeypatch):
-    urls = []
-
-    def offline(url: str, dst: pathlib.Path) -> None:
-        urls.append(url)
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(data, "_download_url", offline)
+def test_cifar10_failed_download_is_reported(tmp_path, offline_downloads):
+    urls = offline_downloads
     with pytest.raises(data.DatasetNotFoundError) as info:
         data.load_cifar10(tmp_path, download=True)
     message = str(info.value)
