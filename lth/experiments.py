@@ -677,7 +677,7 @@ def table1_ours(untrained: pd.DataFrame, learned: pd.DataFrame) -> pd.DataFrame:
                 b["mean"],
                 b["min"],
                 b["max"],
-                b["seeds"],
+                int(b["seeds"]),
                 f"best of 25 one-shot levels: {b['percent_remaining']:.3g}% remaining",
             )
         )

@@ -270,3 +270,38 @@ def test_learned_supermask_sweep_stores_runs_and_resumes(patched_data, monkeypat
     monkeypatch.setattr(experiments, "train_learned_supermasks", _fail)
     again, _ = experiments.learned_supermask_sweep(runs, store=store, progress=False)
     assert again.equals(frame)
+
+
+def test_table1_takes_the_best_level_of_the_seed_mean_and_the_learned_means():
+    import pandas as pd
+
+    accuracies = {  # treatment -> level -> (seed 0, seed 1)
+        "init": {0: (0.1, 0.1), 4: (0.7, 0.5), 8: (0.9, 0.2)},
+        "signed_constant": {0: (0.1, 0.1), 4: (0.8, 0.9), 8: (0.3, 0.3)},
+    }
+    untrained = pd.DataFrame(
+        [
+            {"criterion": "large_final_same_sign", "treatment": t, "k": k, "seed": s,
+             "test_accuracy": acc, "percent_remaining": 100 * 0.8**k,
+             "dense_test_accuracy": 0.97 + 0.01 * s, "dense_iterations": 100}
+            for t, accs in accuracies.items()
+            for k, pair in accs.items()
+            for s, acc in enumerate(pair)
+        ]
+    )  # fmt: skip
+    learned = pd.DataFrame(
+        [
+            {"weights": "init", "dynamic_weight_rescaling": dwr, "test_accuracy": acc,
+             "epochs": 3, "percent_kept": 50.0}
+            for dwr, acc in ((False, 0.90), (False, 0.92), (True, 0.96))
+        ]
+    )  # fmt: skip
+    table = experiments.table1_ours(untrained, learned).set_index("row")
+    # init: level 4 has the best seed mean (0.6 > 0.55), though level 8 has the best seed
+    assert table.loc["large_final_same_sign, init weights", "mean"] == pytest.approx(60.0)
+    assert table.loc["large_final_same_sign, init weights", "max"] == pytest.approx(70.0)
+    assert table.loc["large_final_same_sign, signed constant", "mean"] == pytest.approx(85.0)
+    assert table.loc["learned supermask", "mean"] == pytest.approx(91.0)
+    assert table.loc["learned supermask + DWR", "seeds"] == 1
+    assert table.loc["trained dense baseline", "mean"] == pytest.approx(97.5)
+    assert "learned supermask, signed constant weights" not in table.index
