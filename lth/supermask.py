@@ -256,7 +256,7 @@ def train_learned_supermasks(
         for layer in arch.layers
     ]
     scores = [s.requires_grad_(True) for s in scores]
-    biases = [torch.zeros(k, layer.shape[-1], device=device) for layer in arch.layers]
+    biases = [torch.zeros(k, layer.num_outputs, device=device) for layer in arch.layers]
     rescale = torch.tensor([r.dynamic_weight_rescaling for r in runs], device=device)
     keys = [repr(sorted(r.spec().items())) for r in runs]
     train_gens = [seeded_generator(key, "bernoulli") for key in keys]

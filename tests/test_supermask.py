@@ -180,3 +180,27 @@ def test_learned_supermask_rejects_bad_settings(tiny_data):
     mixed = [sm.LearnedSupermask("fc", 0, epochs=1), sm.LearnedSupermask("fc", 0, epochs=2)]
     with pytest.raises(ValueError, match="one population"):
         sm.train_learned_supermasks(mixed, tiny_data)
+
+
+def test_supermasks_work_unchanged_on_a_conv_net():
+    """Untrained and learned supermasks on Conv2 (CIFAR-shaped data), a few images only."""
+    from lth.data import Dataset, Split
+
+    conv2 = get_architecture("conv2")
+    g = torch.Generator().manual_seed(0)
+
+    def split(n):
+        x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+        return Split(x, torch.randint(0, 10, (n,), generator=g))
+
+    data = Dataset("tiny-cifar", split(8), split(4), split(4), 10)
+    w_i = initial_weights(conv2, 0)
+    w_f = [w + 0.5 * sigma_l(w) * torch.randn(w.shape, generator=g) for w in w_i]
+    masks = sm.one_shot_masks(conv2, w_i, w_f, CRITERIA["large_final_same_sign"], [0, 6], g)
+    assert sm.one_shot_keep(conv2, 6)[0] == int(masks[1][0].sum())
+    weights = [sm.treated_weights(w_i, "signed_constant")] * 2
+    acc = sm.untrained_supermask_accuracy(conv2, weights, masks, data.test)
+    assert acc.shape == (2,) and ((acc >= 0) & (acc <= 1)).all()
+    run = sm.LearnedSupermask("conv2", 0, dynamic_weight_rescaling=True, epochs=1, batch_size=4)
+    result = sm.train_learned_supermasks([run], data)
+    assert result.layer_kept.shape == (1, len(conv2.layers))
