@@ -483,24 +483,12 @@ def untrained_supermask_sweep(
         Chain(settings.net, seed, iterations=settings.iterations, precision=settings.precision)
         for seed in settings.seeds
     ]
-    run_sweep(
-        dense,
-        0,
-        store=store,
-        cache=cache,
-        data_root=data_root,
-        progress=progress,
-        log=log,
-        keep_state=True,
-    )
-    arch = get_architecture(settings.net)
-    data, rows = None, []
-    for chain in dense:
-        dense_key = chain.run_key(0)
-        specs = {
+
+    def specs_of(chain: Chain) -> dict[tuple[str, str], dict]:
+        return {
             (c, t): {
                 "kind": "untrained_supermask",
-                "dense": dense_key,
+                "dense": chain.run_key(0),
                 "criterion": c,
                 "treatment": t,
                 "levels": levels,
@@ -508,6 +496,26 @@ def untrained_supermask_sweep(
             for c in settings.criteria
             for t in treatments
         }
+
+    # the dense records must exist; their tensors only where a supermask record is missing
+    incomplete = [c for c in dense if any(spec_key(s) not in store for s in specs_of(c).values())]
+    for chains, keep_state in ((dense, False), (incomplete, True)):
+        if chains:
+            run_sweep(
+                chains,
+                0,
+                store=store,
+                cache=cache,
+                data_root=data_root,
+                progress=progress,
+                log=log,
+                keep_state=keep_state,
+            )
+    arch = get_architecture(settings.net)
+    data, rows = None, []
+    for chain in dense:
+        dense_key = chain.run_key(0)
+        specs = specs_of(chain)
         missing = [ct for ct, spec in specs.items() if spec_key(spec) not in store]
         if missing:
             data = data or load_dataset(arch.dataset, data_root)

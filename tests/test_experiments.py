@@ -12,6 +12,7 @@ from lth.criteria import CRITERIA, FIGURE3_CRITERIA
 from lth.experiments import Chain, resolve_settings, run_sweep
 from lth.nets import get_architecture, percent_remaining
 from lth.store import RunStore, StateCache
+from lth.supermask import untrained_supermask_accuracy
 from lth.train import train_population
 
 # Total percent remaining of FC after k rounds (PAPER.md section 4), rounded to 0.1.
@@ -244,8 +245,10 @@ def test_untrained_supermask_sweep_reuses_dense_runs_and_resumes(
     again = experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs)
     assert again.equals(frame)
 
-    # a lost cache makes the dense runs train again (records exist, tensors do not)
+    # with the cache lost, complete records still need no tensors: nothing is trained ...
     shutil.rmtree(tmp_path / "cache")
+    experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs)
+    # ... but a new level needs w_f, so the dense runs train again (their records exist)
     trained = []
 
     def counting(pop, *args, **kw):
@@ -253,7 +256,9 @@ def test_untrained_supermask_sweep_reuses_dense_runs_and_resumes(
         return train_population(pop, *args, **kw)
 
     monkeypatch.setattr(experiments, "train_population", counting)
-    experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs)
+    monkeypatch.setattr(experiments, "untrained_supermask_accuracy", untrained_supermask_accuracy)
+    more = experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12, 20], **kwargs)
+    assert len(more) == 2 * 2 * 2 * 4
     assert trained == [2]
 
 
