@@ -27,7 +27,7 @@ import torch
 from . import __version__
 from .actions import get_mask0_action, get_mask1_action, next_round_start
 from .criteria import FIGURE3_CRITERIA, get_criterion, prune_layerwise
-from .data import Dataset, Split, load_dataset
+from .data import load_dataset
 from .nets import Population, get_architecture, initial_weights, percent_remaining
 from .nets import seeded_generator as _generator
 from .store import RunStore, StateCache, spec_key
@@ -41,7 +41,7 @@ from .supermask import (
     treated_weights,
     untrained_supermask_accuracy,
 )
-from .train import PROTOCOLS, Protocol, check_precision, train_population
+from .train import PROTOCOLS, Protocol, check_precision, dataset_on, train_population
 
 #: Training model-samples/s measured on the 2-core development CPU (fp32), for estimates.
 RATE_HINT = {"fc": 50_000, "conv2": 450, "conv4": 250, "conv6": 160}
@@ -353,7 +353,7 @@ def run_sweep(
     )
     _git_commit()  # provenance: the commit of the code as loaded, before any training
     data = load_dataset(get_architecture(chains[0].net).dataset, data_root)
-    data = data if device == "cpu" else _to_device(data, device)
+    data = dataset_on(data, torch.device(device))
 
     states: dict[str, dict] = {}
     for r in range(rounds + 1):
@@ -399,13 +399,6 @@ def run_sweep(
                 store.put(key, _record(chain, r, i, result, pop, wall, device))
         states = new_states
     return sweep_frame(chains, rounds, store)
-
-
-def _to_device(data: Dataset, device: str) -> Dataset:
-    def move(s: Split) -> Split:
-        return Split(s.x.to(device), s.y.to(device))
-
-    return Dataset(data.name, move(data.train), move(data.val), move(data.test), data.num_classes)
 
 
 def sweep_frame(chains: Sequence[Chain], rounds: int, store: RunStore) -> pd.DataFrame:
@@ -598,7 +591,7 @@ def learned_supermask_sweep(
         )
         _git_commit()
         data = load_dataset(get_architecture(missing[0].net).dataset, data_root)
-        data = data if device == "cpu" else _to_device(data, device)
+        data = dataset_on(data, torch.device(device))
         t0 = time.perf_counter()
         res = train_learned_supermasks(missing, data, device=device, progress=progress)
         wall = time.perf_counter() - t0

@@ -31,9 +31,9 @@ from tqdm import tqdm
 
 from .actions import constant_same_sign, rewind
 from .criteria import Criterion, keep_order, number_to_keep
-from .data import Dataset, Split
+from .data import Dataset, Split, to_float
 from .nets import Architecture, Population, get_architecture, initial_weights, seeded_generator
-from .train import BatchOrder, accuracy, mean_loss
+from .train import BatchOrder, accuracy, dataset_on, loss_and_accuracy
 
 #: The values the kept weights of a supermask take (PAPER.md section 8): the original init, or
 #: the signed constant sigma_L x sign(w_i) (section 6's "constant, same sign" action).
@@ -130,10 +130,9 @@ def untrained_supermask_accuracy(
 # ----------------------------------------------------------------------------- learned supermasks
 
 
-def straight_through_mask(scores: Tensor, sample: Tensor) -> Tensor:
-    """A Bernoulli sample in the forward pass whose gradient is d sigmoid(s)/ds: the value is
-    ``sample``, the derivative that of ``sigmoid(scores)`` (PAPER.md section 9)."""
-    p = torch.sigmoid(scores)
+def straight_through_mask(p: Tensor, sample: Tensor) -> Tensor:
+    """A Bernoulli sample in the forward pass whose gradient is that of ``p = sigmoid(s)``:
+    the value is ``sample``, the derivative d sigmoid(s)/ds (PAPER.md section 9)."""
     return sample + p - p.detach()
 
 
@@ -150,11 +149,10 @@ def _uniform16(shape: torch.Size, generator: torch.Generator) -> Tensor:
     return ((bits.view(torch.int16)[:n].to(torch.float32) + 32768.5) / 65536.0).view(shape)
 
 
-def sample_masks(scores: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
-    """One Bernoulli(sigmoid(score)) sample per member (leading axis), each member drawing from
-    its own generator, so a member's masks do not depend on the population it trains in."""
+def sample_masks(p: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
+    """One Bernoulli(p) sample per member (leading axis), each member drawing from its own
+    generator, so a member's masks do not depend on the population it trains in."""
     with torch.no_grad():
-        p = torch.sigmoid(scores)
         u = torch.stack([_uniform16(p.shape[1:], g) for g in generators])
         return (u.to(p.device) < p).to(p.dtype)
 
@@ -219,10 +217,11 @@ def _masked(frozen: Tensor, mask: Tensor, rescale: Tensor) -> Tensor:
 
 def _effective_weights(frozen, scores, generators, rescale) -> list[Tensor]:
     """The weights of one forward pass: a fresh straight-through mask sample per layer."""
-    return [
-        _masked(w, straight_through_mask(s, sample_masks(s, generators)), rescale)
-        for w, s in zip(frozen, scores, strict=True)
-    ]
+    out = []
+    for w, s in zip(frozen, scores, strict=True):
+        p = torch.sigmoid(s)
+        out.append(_masked(w, straight_through_mask(p, sample_masks(p, generators)), rescale))
+    return out
 
 
 def train_learned_supermasks(
@@ -245,6 +244,7 @@ def train_learned_supermasks(
     first = runs[0]
     arch = get_architecture(first.net)
     k = len(runs)
+    data = dataset_on(data, torch.device(device))
     frozen = [
         torch.stack(layer).to(device)
         for layer in zip(
@@ -271,8 +271,8 @@ def train_learned_supermasks(
     def evaluate(epoch: int) -> None:
         with torch.no_grad():
             w = _effective_weights(frozen, scores, eval_gens, rescale)
-            val_acc[:, epoch] = accuracy(pop, data.val, w, biases).cpu()
-            val_loss[:, epoch] = mean_loss(pop, data.val, w, biases).cpu()
+            loss, acc = loss_and_accuracy(pop, data.val, w, biases)
+            val_loss[:, epoch], val_acc[:, epoch] = loss.cpu(), acc.cpu()
 
     evaluate(0)
     batch, per_epoch = first.batch_size, order.per_epoch
@@ -284,7 +284,7 @@ def train_learned_supermasks(
     )
     for iteration in bar:
         idx = order.indices(iteration)
-        x = data.train.x[idx].to(torch.float32) / 255.0
+        x = to_float(data.train.x[idx])
         logits = pop.forward(x, _effective_weights(frozen, scores, train_gens, rescale), biases)
         loss = F.cross_entropy(logits.reshape(k * batch, -1), data.train.y[idx].reshape(-1))
         optimizer.zero_grad(set_to_none=True)
@@ -296,7 +296,7 @@ def train_learned_supermasks(
     samples, kept, layer_kept = [], [], []
     with torch.no_grad():
         for _ in range(first.eval_samples):
-            masks = [sample_masks(s, eval_gens) for s in scores]
+            masks = [sample_masks(torch.sigmoid(s), eval_gens) for s in scores]
             w = [_masked(f, m, rescale) for f, m in zip(frozen, masks, strict=True)]
             samples.append(accuracy(pop, data.test, w, biases).cpu())
             counts = torch.stack([m.flatten(1).sum(1) for m in masks], dim=1).cpu()  # (K, L)

@@ -156,16 +156,23 @@ def _logits(pop: Population, split: Split, weights, biases, precision: str) -> T
     return torch.cat(parts, dim=1)
 
 
+def _mean_loss_of(logits: Tensor, y: Tensor) -> Tensor:
+    k, n, c = logits.shape
+    losses = F.cross_entropy(logits.reshape(-1, c), y.to(logits.device).repeat(k), reduction="none")
+    return losses.view(k, n).mean(dim=1)
+
+
+def _accuracy_of(logits: Tensor, y: Tensor) -> Tensor:
+    return (logits.argmax(dim=-1) == y.to(logits.device)).float().mean(dim=1)
+
+
 @torch.no_grad()
 def mean_loss(
     pop: Population, split: Split, weights=None, biases=None, *, precision: str = "fp32"
 ) -> Tensor:
     """Mean cross-entropy of every member on ``split``, shape (K,)."""
     logits = _logits(pop, split, weights or pop.weights, biases or pop.biases, precision)
-    k, n, c = logits.shape
-    y = split.y.to(logits.device)
-    losses = F.cross_entropy(logits.reshape(-1, c), y.repeat(k), reduction="none")
-    return losses.view(k, n).mean(dim=1)
+    return _mean_loss_of(logits, split.y)
 
 
 @torch.no_grad()
@@ -174,7 +181,16 @@ def accuracy(
 ) -> Tensor:
     """Classification accuracy of every member on ``split``, shape (K,)."""
     logits = _logits(pop, split, weights or pop.weights, biases or pop.biases, precision)
-    return (logits.argmax(dim=-1) == split.y.to(logits.device)).float().mean(dim=1)
+    return _accuracy_of(logits, split.y)
+
+
+@torch.no_grad()
+def loss_and_accuracy(
+    pop: Population, split: Split, weights=None, biases=None, *, precision: str = "fp32"
+) -> tuple[Tensor, Tensor]:
+    """:func:`mean_loss` and :func:`accuracy` from one pass over ``split``."""
+    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases, precision)
+    return _mean_loss_of(logits, split.y), _accuracy_of(logits, split.y)
 
 
 def train_population(
