@@ -156,41 +156,27 @@ def _logits(pop: Population, split: Split, weights, biases, precision: str) -> T
     return torch.cat(parts, dim=1)
 
 
-def _mean_loss_of(logits: Tensor, y: Tensor) -> Tensor:
-    k, n, c = logits.shape
-    losses = F.cross_entropy(logits.reshape(-1, c), y.to(logits.device).repeat(k), reduction="none")
-    return losses.view(k, n).mean(dim=1)
-
-
-def _accuracy_of(logits: Tensor, y: Tensor) -> Tensor:
-    return (logits.argmax(dim=-1) == y.to(logits.device)).float().mean(dim=1)
-
-
-@torch.no_grad()
-def mean_loss(
-    pop: Population, split: Split, weights=None, biases=None, *, precision: str = "fp32"
-) -> Tensor:
-    """Mean cross-entropy of every member on ``split``, shape (K,)."""
-    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases, precision)
-    return _mean_loss_of(logits, split.y)
-
-
-@torch.no_grad()
-def accuracy(
-    pop: Population, split: Split, weights=None, biases=None, *, precision: str = "fp32"
-) -> Tensor:
-    """Classification accuracy of every member on ``split``, shape (K,)."""
-    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases, precision)
-    return _accuracy_of(logits, split.y)
-
-
 @torch.no_grad()
 def loss_and_accuracy(
     pop: Population, split: Split, weights=None, biases=None, *, precision: str = "fp32"
 ) -> tuple[Tensor, Tensor]:
-    """:func:`mean_loss` and :func:`accuracy` from one pass over ``split``."""
+    """Mean cross-entropy and classification accuracy of every member on ``split``, each of
+    shape (K,), from one pass over it."""
     logits = _logits(pop, split, weights or pop.weights, biases or pop.biases, precision)
-    return _mean_loss_of(logits, split.y), _accuracy_of(logits, split.y)
+    k, n, c = logits.shape
+    y = split.y.to(logits.device)
+    losses = F.cross_entropy(logits.reshape(-1, c), y.repeat(k), reduction="none")
+    return losses.view(k, n).mean(dim=1), (logits.argmax(dim=-1) == y).float().mean(dim=1)
+
+
+def mean_loss(pop: Population, split: Split, weights=None, biases=None, **kwargs) -> Tensor:
+    """Mean cross-entropy of every member on ``split``, shape (K,)."""
+    return loss_and_accuracy(pop, split, weights, biases, **kwargs)[0]
+
+
+def accuracy(pop: Population, split: Split, weights=None, biases=None, **kwargs) -> Tensor:
+    """Classification accuracy of every member on ``split``, shape (K,)."""
+    return loss_and_accuracy(pop, split, weights, biases, **kwargs)[1]
 
 
 def train_population(
