@@ -288,7 +288,10 @@ class Population:
         Conv layers run as one ``F.conv2d`` per member on channels-last activations, each
         member's whole conv stack in turn; its last feature maps are then flattened in
         ``(H, W, C)`` order (a free view of channels-last memory) and stacked to ``(K, B, F)``
-        for the linear layers (batched GEMMs). The per-member loop was the fastest of the three
+        for the linear layers: batched GEMMs, which multiply member by member, so that each
+        member's products are computed the same way whatever K is (a shared batch is not merged
+        into one wider GEMM for the same reason: its blocking would depend on K). The per-member
+        loop was the fastest of the three
         candidates on this project's 2-core AVX-512 CPU (Conv2, batch 60, forward + backward +
         fused Adam, fp32, NCHW, 1 thread beside a concurrent job; model-samples/s, best of 2-3
         steps):
@@ -332,17 +335,13 @@ class Population:
                 for j, h in enumerate(members)
             ]
             h = torch.stack(features)  # (K, B, H * W * C), each member flattened (H, W, C)
+        elif shared:  # the same batch for every member, as a free (K, B, in) view
+            h = x.reshape(1, x.shape[0], -1).expand(k, -1, -1)
         else:
-            h = x.reshape(x.shape[0], -1) if shared else x.reshape(k, x.shape[1], -1)
+            h = x.reshape(k, x.shape[1], -1)
         last = len(weights) - 1
         for i in range(n_conv, len(weights)):
-            w, b = weights[i], biases[i]
-            if h.dim() == 2:  # shared input: one GEMM (B, in) @ (in, K * out) -> (K, B, out)
-                out = w.shape[-1]
-                w_all = w.permute(1, 0, 2).reshape(w.shape[1], k * out)
-                h = torch.addmm(b.reshape(-1), h, w_all).view(-1, k, out).transpose(0, 1)
-            else:
-                h = torch.baddbmm(b.unsqueeze(1), h, w)
+            h = torch.baddbmm(biases[i].unsqueeze(1), h, weights[i])
             if i < last:
                 h = torch.relu_(h)
         return h

@@ -27,13 +27,21 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.optim.sgd import sgd as _functional_sgd
 from tqdm import tqdm
 
 from .actions import constant_same_sign, rewind
 from .criteria import Criterion, keep_order, number_to_keep
 from .data import Dataset, Split, to_float
 from .nets import Architecture, Population, get_architecture, initial_weights, seeded_generator
-from .train import BatchOrder, accuracy, dataset_on, loss_and_accuracy
+from .train import (
+    BatchOrder,
+    accuracy,
+    dataset_on,
+    loss_and_accuracy,
+    member_sum,
+    member_views,
+)
 
 #: The values the kept weights of a supermask take (PAPER.md section 8): the original init, or
 #: the signed constant sigma_L x sign(w_i) (section 6's "constant, same sign" action).
@@ -215,11 +223,44 @@ def _masked(frozen: Tensor, mask: Tensor, rescale: Tensor) -> Tensor:
     return torch.where(where, dynamic_weight_rescaling(masked, mask), masked)
 
 
+def member_sigmoid(scores: Tensor) -> Tensor:
+    """``sigmoid(scores)`` one member at a time: the vectorised kernel and its scalar tail round
+    ``exp`` differently, and which elements of a member fall in the tail must not depend on the
+    population's size (DESIGN.md, "The population engine")."""
+    return torch.stack([torch.sigmoid(member) for member in scores.unbind(0)])
+
+
+class MemberSGD:
+    """SGD with momentum on stacked ``(K, ...)`` scores, each member's slice stepped on its own
+    (see :class:`lth.train.MemberAdam`), so a member's result does not depend on its companions."""
+
+    def __init__(self, params: Sequence[Tensor], lr: float, momentum: float):
+        self.params, self.lr, self.momentum = list(params), lr, momentum
+        self.buffers: list[Tensor | None] = [None] * len(member_views(self.params))
+
+    @torch.no_grad()
+    def step(self) -> None:
+        _functional_sgd(
+            member_views([p.detach() for p in self.params]),
+            member_views([p.grad for p in self.params]),
+            self.buffers,
+            foreach=False,
+            weight_decay=0.0,
+            momentum=self.momentum,
+            lr=self.lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+        )
+        for p in self.params:
+            p.grad = None
+
+
 def _effective_weights(frozen, scores, generators, rescale) -> list[Tensor]:
     """The weights of one forward pass: a fresh straight-through mask sample per layer."""
     out = []
     for w, s in zip(frozen, scores, strict=True):
-        p = torch.sigmoid(s)
+        p = member_sigmoid(s)
         out.append(_masked(w, straight_through_mask(p, sample_masks(p, generators)), rescale))
     return out
 
@@ -261,7 +302,7 @@ def train_learned_supermasks(
     keys = [repr(sorted(r.spec().items())) for r in runs]
     train_gens = [seeded_generator(key, "bernoulli") for key in keys]
     eval_gens = [seeded_generator(key, "evaluation") for key in keys]
-    optimizer = torch.optim.SGD(scores, lr=first.lr, momentum=first.momentum)
+    optimizer = MemberSGD(scores, lr=first.lr, momentum=first.momentum)
     order = BatchOrder(len(data.train), first.batch_size, [r.seed for r in runs], device)
     pop = Population(arch, frozen, biases, [torch.ones_like(w) for w in frozen])
 
@@ -286,9 +327,10 @@ def train_learned_supermasks(
         idx = order.indices(iteration)
         x = to_float(data.train.x[idx])
         logits = pop.forward(x, _effective_weights(frozen, scores, train_gens, rescale), biases)
-        loss = F.cross_entropy(logits.reshape(k * batch, -1), data.train.y[idx].reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        (loss * k).backward()  # sum over members of each member's mean loss
+        loss = F.cross_entropy(
+            logits.reshape(k * batch, -1), data.train.y[idx].reshape(-1), reduction="sum"
+        )
+        (loss / batch).backward()  # sum over members of each member's mean loss
         optimizer.step()
         if (iteration + 1) % per_epoch == 0:
             evaluate((iteration + 1) // per_epoch)
@@ -296,13 +338,13 @@ def train_learned_supermasks(
     samples, kept, layer_kept = [], [], []
     with torch.no_grad():
         for _ in range(first.eval_samples):
-            masks = [sample_masks(torch.sigmoid(s), eval_gens) for s in scores]
+            masks = [sample_masks(member_sigmoid(s), eval_gens) for s in scores]
             w = [_masked(f, m, rescale) for f, m in zip(frozen, masks, strict=True)]
             samples.append(accuracy(pop, data.test, w, biases).cpu())
             counts = torch.stack([m.flatten(1).sum(1) for m in masks], dim=1).cpu()  # (K, L)
             kept.append(100.0 * counts.sum(1) / arch.num_weights)
             layer_kept.append(counts / torch.tensor([layer.size for layer in arch.layers]))
-        expected = sum(torch.sigmoid(s).flatten(1).sum(1) for s in scores).cpu()
+        expected = sum(member_sum(member_sigmoid(s)) for s in scores).cpu()
     test_samples = torch.stack(samples, dim=1)
     return LearnedResult(
         test_accuracy=test_samples.mean(dim=1),

@@ -1,8 +1,8 @@
 """The paper's training protocol on a population of networks (PAPER.md section 3).
 
 All K members train in one batched computation. Each member draws its own batches (members that
-share an order seed share the batch order), has its own Adam state (Adam is elementwise, so one
-fused Adam over the stacked tensors is K independent Adams) and its own early-stopping point.
+share an order seed share the batch order), has its own Adam state (:class:`MemberAdam`) and its
+own early-stopping point.
 The loss is the sum over members of each member's mean cross-entropy, so no member's gradient
 depends on another's.
 
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.optim.adam import adam as _functional_adam
 from tqdm import tqdm
 
 from .data import Dataset, Split, to_float
@@ -104,6 +105,56 @@ def dataset_on(data: Dataset, device: torch.device) -> Dataset:
     )
 
 
+def member_views(tensors: Sequence[Tensor]) -> list[Tensor]:
+    """Every member's slice of every stacked ``(K, ...)`` tensor, tensor by tensor: the unit of
+    work of the member-wise optimisers, so that no kernel ever sees two members at once."""
+    return [t[j] for t in tensors for j in range(t.shape[0])]
+
+
+class MemberAdam:
+    """Adam (PAPER.md section 3) as K independent optimisers over stacked ``(K, ...)`` tensors.
+
+    Each member's slice of every tensor is updated by its own call of PyTorch's fused Adam
+    kernel, so a member's arithmetic is the same whatever the population's size: one fused call
+    over a whole stacked tensor would put different elements of a member in the kernel's vector
+    loop or its scalar tail (and split it differently between threads) for different K, and the
+    two round differently. Members stay bit-for-bit independent of their companions
+    (DESIGN.md, "The population engine"). ``step`` consumes and clears the gradients.
+    """
+
+    def __init__(self, params: Sequence[Tensor], protocol: Protocol):
+        self.params = list(params)
+        self.k = self.params[0].shape[0]
+        self.hyper = {
+            "lr": protocol.lr,
+            "beta1": protocol.betas[0],
+            "beta2": protocol.betas[1],
+            "eps": protocol.eps,
+            "weight_decay": 0.0,
+            "amsgrad": False,
+            "maximize": False,
+        }
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        device = self.params[0].device
+        self.steps = [torch.zeros((), device=device) for _ in range(self.k * len(self.params))]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        _functional_adam(
+            member_views([p.detach() for p in self.params]),
+            member_views([p.grad for p in self.params]),
+            member_views(self.exp_avg),
+            member_views(self.exp_avg_sq),
+            [],
+            self.steps,
+            fused=True,
+            **self.hyper,
+        )
+        for p in self.params:
+            p.grad = None
+
+
 @dataclass
 class TrainResult:
     """What one population's training produced; every tensor has a leading member axis."""
@@ -166,7 +217,15 @@ def loss_and_accuracy(
     k, n, c = logits.shape
     y = split.y.to(logits.device)
     losses = F.cross_entropy(logits.reshape(-1, c), y.repeat(k), reduction="none")
-    return losses.view(k, n).mean(dim=1), (logits.argmax(dim=-1) == y).float().mean(dim=1)
+    correct = (logits.argmax(dim=-1) == y).float()
+    return member_sum(losses.view(k, n)) / n, member_sum(correct) / n
+
+
+def member_sum(values: Tensor) -> Tensor:
+    """The sum of each member's values, shape (K,), one member at a time: a reduction over a
+    whole (K, N) tensor is split between threads differently for K=1 than for K>1, and so
+    sums in a different order."""
+    return torch.stack([member.sum() for member in values.flatten(1).unbind(0)])
 
 
 def mean_loss(pop: Population, split: Split, weights=None, biases=None, **kwargs) -> Tensor:
@@ -204,9 +263,7 @@ def train_population(
     data = dataset_on(data, device)
     weights = [w.clone().requires_grad_(True) for w in pop.weights]
     biases = [b.clone().requires_grad_(True) for b in pop.biases]
-    optimizer = torch.optim.Adam(
-        weights + biases, lr=protocol.lr, betas=protocol.betas, eps=protocol.eps, fused=True
-    )
+    optimizer = MemberAdam(weights + biases, protocol)
     order = BatchOrder(len(data.train), protocol.batch_size, order_seeds, device)
     train_x, train_y = data.train.x, data.train.y
     batch = protocol.batch_size
@@ -253,7 +310,6 @@ def train_population(
             loss = F.cross_entropy(
                 logits.reshape(k * batch, -1).float(), train_y[idx].reshape(-1), reduction="sum"
             )
-        optimizer.zero_grad(set_to_none=True)
         (loss / batch).backward()
         for w, m in zip(weights, pop.masks, strict=True):
             w.grad.mul_(m)

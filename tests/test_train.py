@@ -189,21 +189,6 @@ def conv_population(seeds, arch=SMALL_CONV) -> Population:
     return Population.from_members(arch, weights, masks)
 
 
-def test_conv_members_train_independently(tiny_cifar):
-    protocol = Protocol(iterations=20, batch_size=20, lr=1e-3, eval_every=10)
-    trio = conv_population([4, 0, 6])
-    solo = Population.from_members(
-        SMALL_CONV, [[w[1] for w in trio.weights]], [[m[1] for m in trio.masks]]
-    )
-    r3 = train_population(trio, tiny_cifar, protocol, [4, 0, 6])
-    r1 = train_population(solo, tiny_cifar, protocol, [0])
-    for w3, w1 in zip(r3.final_weights, r1.final_weights, strict=True):
-        torch.testing.assert_close(w3[1], w1[0], atol=1e-5, rtol=0)
-    torch.testing.assert_close(r3.val_loss[1], r1.val_loss[0], atol=1e-5, rtol=1e-5)
-    assert r3.early_stop_iteration[1] == r1.early_stop_iteration[0]
-    assert not torch.allclose(r3.final_weights[0][0], r3.final_weights[0][1])
-
-
 def test_conv_pruned_weights_never_move(tiny_cifar):
     pop = conv_population([0, 1])
     result = train_population(pop, tiny_cifar, Protocol(iterations=5, batch_size=20), [0, 1])

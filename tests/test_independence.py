@@ -1,0 +1,116 @@
+"""Member independence, bit for bit (DESIGN.md, "The population engine"; issue "Records you can
+trust"): a member's every result is the same whether it trains alone or beside any companions,
+on the same machine type and thread count, in fp32 and bf16."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lth.data import Dataset, Split
+from lth.nets import Population, get_architecture, initial_weights
+from lth.supermask import LearnedSupermask, train_learned_supermasks
+from lth.train import Protocol, train_population
+
+#: The member under test (seed 0) and its companions: a population of 3 with it in the middle,
+#: and one of 8 with other seeds (two of them sharing the member's batch order) around it.
+POPULATIONS = ([0], [5, 0, 7], [3, 1, 4, 1, 5, 9, 0, 6])
+ITERATIONS = 300
+
+
+def _members(net: str, seeds: list[int]) -> Population:
+    """Members with seeded ~80% masks whose pruned entries hold their (non-zero) init values,
+    like the mask-0 action "freeze at init": the hardest case, every entry matters."""
+    arch = get_architecture(net)
+    weights, masks = [], []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(1000 + seed)
+        weights.append(initial_weights(arch, seed))
+        masks.append(
+            [(torch.rand(layer.shape, generator=g) < 0.8).float() for layer in arch.layers]
+        )
+    return Population.from_members(arch, weights, masks)
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar_conv2() -> Dataset:
+    """40 / 20 / 20 CIFAR-shaped images with class templates, for the real Conv2 shapes."""
+    g = torch.Generator().manual_seed(7)
+    templates = (torch.rand(10, 3, 32, 32, generator=g) < 0.3).to(torch.uint8) * 127
+
+    def split(n: int) -> Split:
+        y = torch.randint(0, 10, (n,), generator=g)
+        x = torch.randint(0, 128, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+        return Split(x + templates[y], y)
+
+    return Dataset("tiny-cifar", split(40), split(20), split(20), 10)
+
+
+def _assert_member_equal(alone, j: int, other, i: int) -> None:
+    """Every field of member ``j`` of ``alone`` equals member ``i`` of ``other``, bit for bit."""
+    for a, b in zip(alone.final_weights, other.final_weights, strict=True):
+        assert torch.equal(a[j], b[i])
+    for field in ("early_stop_iteration", "best_val_loss", "test_accuracy", "final_test_accuracy"):
+        assert torch.equal(getattr(alone, field)[j], getattr(other, field)[i]), field
+    assert torch.equal(alone.val_loss[j], other.val_loss[i])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("net", ["fc", "conv2"])
+def test_member_alone_equals_member_in_populations_of_3_and_8(
+    net, precision, tiny_data, tiny_cifar_conv2
+):
+    if net == "fc":
+        data, protocol = tiny_data, Protocol(iterations=ITERATIONS, eval_every=50)
+    else:  # the real Conv2 (4.3 M weights) on batches of 2: its shapes at a tenth of the cost
+        data, protocol = tiny_cifar_conv2, Protocol(ITERATIONS, 2, 2e-4, 100)
+    results = {
+        tuple(seeds): train_population(
+            _members(net, seeds), data, protocol, seeds, precision=precision
+        )
+        for seeds in POPULATIONS
+    }
+    alone = results[(0,)]
+    for seeds in POPULATIONS[1:]:
+        _assert_member_equal(alone, 0, results[tuple(seeds)], seeds.index(0))
+    # the member really trained, and its companions are other networks
+    assert alone.val_loss[0, -1] < alone.val_loss[0, 0]
+    trio = results[tuple(POPULATIONS[1])]
+    assert not torch.equal(trio.final_weights[0][0], trio.final_weights[0][1])
+
+
+def test_member_independence_holds_with_two_threads(tiny_data):
+    """The engine's default on these machines is 2 threads: a member's products and optimiser
+    steps must split between the threads the same way whatever K is."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        protocol = Protocol(iterations=100, eval_every=50)
+        alone = train_population(_members("fc", [0]), tiny_data, protocol, [0])
+        eight = POPULATIONS[2]
+        crowd = train_population(_members("fc", eight), tiny_data, protocol, eight)
+    finally:
+        torch.set_num_threads(previous)
+    _assert_member_equal(alone, 0, crowd, eight.index(0))
+
+
+def test_learned_supermask_alone_equals_it_in_a_population(tiny_data):
+    """Learned supermasks (PAPER.md section 9) too: every result of a run is the same alone
+    and beside runs of other seeds, treatments and DWR settings."""
+    run = LearnedSupermask("fc", 0, "init", True, batch_size=60, epochs=3)
+    others = [
+        LearnedSupermask("fc", 1, "signed_constant", False, batch_size=60, epochs=3),
+        LearnedSupermask("fc", 0, "init", False, batch_size=60, epochs=3),
+    ]
+    alone = train_learned_supermasks([run], tiny_data)
+    trio = train_learned_supermasks([others[0], run, others[1]], tiny_data)
+    for field in (
+        "test_accuracy",
+        "test_accuracy_samples",
+        "percent_kept",
+        "expected_percent_kept",
+        "layer_kept",
+        "val_accuracy",
+        "val_loss",
+    ):
+        assert torch.equal(getattr(alone, field)[0], getattr(trio, field)[1]), field
