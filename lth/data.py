@@ -10,9 +10,9 @@ Implements the data part of PAPER.md section 3 ("Training protocol"):
 Tensors are kept as uint8 here; the training code scales them with ``to_float``. Datasets are read
 from a root folder in torchvision's layout (``<root>/MNIST/raw/``, ``<root>/cifar-10-batches-bin/``
 or ``<root>/cifar-10-batches-py/``); the root is the explicit argument, else ``$LTH_DATA``, else
-``./data``. Every official file is checked against its official md5. Loaded datasets are cached
-per (root, name, options) for the life of the process, so the returned tensors are shared: never
-modify them in place.
+``./data``. Every file is checked against its official md5 before use (MNIST gzipped or not).
+Loaded datasets are cached per (root, name, options) for the life of the process, so the returned
+tensors are shared: never modify them in place.
 
 A CIFAR-10 test batch with fewer than the official 10,000 records (the only kind of incomplete
 file accepted) is refused unless explicitly allowed with ``partial_test=True`` or
@@ -67,6 +67,7 @@ __all__ = [
     "md5sum",
     "read_idx",
     "split_indices",
+    "test_set_tag",
     "to_float",
 ]
 
@@ -135,27 +136,46 @@ class PartialTestSetError(ValueError):
 
 @dataclass(frozen=True)
 class IdxFile:
-    """One official IDX file: its name without ``.gz``, the md5 of the ``.gz``, its array shape."""
+    """One official IDX file: its name without ``.gz``, the md5 of the ``.gz``, its array shape
+    and the md5 of the uncompressed file (gunzipped official ``.gz``)."""
 
     name: str
     md5_gz: str
     shape: tuple[int, ...]
+    md5_raw: str = ""
+
+    def md5_of(self, path: pathlib.Path) -> str:
+        """The official md5 of ``path``: of the ``.gz`` or of the uncompressed file."""
+        return self.md5_gz if path.suffix == ".gz" else self.md5_raw
 
 
-# md5s of the official gzipped files (the ones torchvision lists). We do not
-# list md5s of the uncompressed files: an uncompressed file is checked structurally instead (IDX
-# magic number, dtype, number of dimensions, every dimension, and total byte size).
+# md5s of the official gzipped files (the ones torchvision lists) and of their uncompressed
+# contents (gunzip of those files), so that either form is checked before use.
 MNIST_FILES: dict[str, IdxFile] = {
     "train_images": IdxFile(
-        "train-images-idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873", (60_000, 28, 28)
+        "train-images-idx3-ubyte",
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        (60_000, 28, 28),
+        "6bbc9ace898e44ae57da46a324031adb",
     ),
     "train_labels": IdxFile(
-        "train-labels-idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432", (60_000,)
+        "train-labels-idx1-ubyte",
+        "d53e105ee54ea40749a09fcbcd1e9432",
+        (60_000,),
+        "a25bea736e30d166cdddb491f175f624",
     ),
     "test_images": IdxFile(
-        "t10k-images-idx3-ubyte", "9fb629c4189551a2d022fa330f9573f3", (10_000, 28, 28)
+        "t10k-images-idx3-ubyte",
+        "9fb629c4189551a2d022fa330f9573f3",
+        (10_000, 28, 28),
+        "2646ac647ad5339dbf082846283269ea",
     ),
-    "test_labels": IdxFile("t10k-labels-idx1-ubyte", "ec29112dd5afa0611ce80d1b7f02629c", (10_000,)),
+    "test_labels": IdxFile(
+        "t10k-labels-idx1-ubyte",
+        "ec29112dd5afa0611ce80d1b7f02629c",
+        (10_000,),
+        "27ae3e4e09519cfbb04c329615203637",
+    ),
 }
 
 
@@ -180,6 +200,7 @@ class Dataset:
 
     ``test_complete`` is False when ``test`` is only part of the official test set (a partial
     CIFAR-10 test batch accepted with ``partial_test``); ``len(test)`` says how many images it has.
+    ``files`` names every file read and its md5, in reading order (see :meth:`identity`).
     """
 
     name: str
@@ -188,6 +209,26 @@ class Dataset:
     test: Split
     num_classes: int
     test_complete: bool = True
+    files: tuple[tuple[str, str], ...] = ()
+
+    def identity(self) -> dict:
+        """What a run saw, for its record (DESIGN.md, "Runs, results and caching"): the
+        dataset, the md5 of every file read and the test-set size."""
+        return {
+            "dataset": self.name,
+            "files": dict(self.files),
+            "n_test": len(self.test),
+            "test_complete": self.test_complete,
+        }
+
+
+def test_set_tag(data: Dataset) -> str | None:
+    """None for the official complete test set, else what distinguishes the one ``data`` has:
+    its size and md5 (so runs on a partial test set never share keys with the real ones)."""
+    if data.test_complete:
+        return None
+    md5 = next((md5 for name, md5 in data.files if name.startswith(("test", "t10k"))), "?")
+    return f"partial: {len(data.test)} images, md5 {md5}"
 
 
 def data_root(root: str | os.PathLike[str] | None = None) -> pathlib.Path:
@@ -257,10 +298,17 @@ def read_idx(path: str | os.PathLike[str]) -> torch.Tensor:
 
 
 def _locate(raw_dir: pathlib.Path, spec: IdxFile) -> pathlib.Path | None:
-    """The file for ``spec`` in ``raw_dir``: the ``.gz`` if present, else the plain file."""
+    """The file for ``spec`` in ``raw_dir``: the ``.gz`` if present, else the plain file.
+
+    A link that points nowhere is an error naming it (never replaced by a download)."""
     for candidate in (raw_dir / f"{spec.name}.gz", raw_dir / spec.name):
         if candidate.is_file():
             return candidate
+        if candidate.is_symlink():
+            raise DatasetNotFoundError(
+                f"{candidate} is a broken symbolic link (to {os.readlink(candidate)}): "
+                "point it at the official file, or remove it"
+            )
     return None
 
 
@@ -293,16 +341,18 @@ def _download(raw_dir: pathlib.Path, spec: IdxFile, mirrors: tuple[str, ...]) ->
     Returns None on success, otherwise a one-line summary of every failed attempt.
     """
     dst = raw_dir / f"{spec.name}.gz"
+    part = raw_dir / f".{dst.name}.part"  # only this file of ours is ever deleted
     errors = []
     for mirror in mirrors:
         url = mirror + dst.name
         try:
             raw_dir.mkdir(parents=True, exist_ok=True)
-            _download_url(url, dst)
-            _verify_md5(dst, spec.md5_gz)
+            _download_url(url, part)
+            _verify_md5(part, spec.md5_gz)
+            os.replace(part, dst)
             return None
         except Exception as exc:  # any failure just means "try the next mirror"
-            dst.unlink(missing_ok=True)
+            part.unlink(missing_ok=True)
             errors.append(f"{url}: {type(exc).__name__}: {exc}")
     return "; ".join(errors)
 
@@ -328,7 +378,8 @@ def _not_found_message(
 
 
 def _mnist_files(root: pathlib.Path, download: bool) -> dict[str, pathlib.Path]:
-    """Paths of the four MNIST files, downloading missing ones if allowed; md5s of .gz verified."""
+    """Paths of the four MNIST files, downloading missing ones if allowed; every md5 verified
+    (of the ``.gz`` or of the uncompressed file, whichever is there)."""
     raw_dir = root / "MNIST" / "raw"
     found: dict[str, pathlib.Path] = {}
     missing: list[IdxFile] = []
@@ -349,8 +400,7 @@ def _mnist_files(root: pathlib.Path, download: bool) -> dict[str, pathlib.Path]:
     if missing:
         raise DatasetNotFoundError(_not_found_message(root, raw_dir, missing, errors))
     for key, path in found.items():
-        if path.suffix == ".gz":
-            _verify_md5(path, MNIST_FILES[key].md5_gz)
+        _verify_md5(path, MNIST_FILES[key].md5_of(path))
     return found
 
 
@@ -380,6 +430,7 @@ def _build_mnist(root: pathlib.Path, download: bool) -> Dataset:
         val=Split(full.x[val_idx], full.y[val_idx]),
         test=_split(arrays["test_images"], arrays["test_labels"], MNIST_NUM_CLASSES),
         num_classes=MNIST_NUM_CLASSES,
+        files=tuple((p.name, MNIST_FILES[key].md5_of(p)) for key, p in paths.items()),
     )
 
 
@@ -546,8 +597,8 @@ def _check_cifar_labels(path: pathlib.Path, labels: torch.Tensor) -> None:
 
 def _load_cifar_batch(
     path: pathlib.Path, fmt: _CifarFormat, *, is_test: bool, partial_ok: bool
-) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Read and check one batch; returns (images, labels, complete).
+) -> tuple[torch.Tensor, torch.Tensor, bool, str]:
+    """Read and check one batch; returns (images, labels, complete, md5).
 
     A file with its official md5 must hold ``CIFAR10_RECORDS_PER_BATCH`` records. Any other file
     is an error (``ChecksumError``), except a test batch with fewer records that is structurally
@@ -563,7 +614,7 @@ def _load_cifar_batch(
         if len(y) != full:
             raise ValueError(f"{path}: holds {len(y):,} records, expected {full:,}")
         _check_cifar_labels(path, y)
-        return x, y, True
+        return x, y, True, md5
 
     mismatch = f"{path}: md5 {md5}, expected the official {official}"
     if not is_test:
@@ -590,7 +641,7 @@ def _load_cifar_batch(
             f"environment variable {PARTIAL_TEST_ENV}=1; the Dataset then has "
             "test_complete=False. Otherwise provide the complete official test batch."
         )
-    return x, y, False
+    return x, y, False, md5
 
 
 def _cifar_paths(root: pathlib.Path, fmt: _CifarFormat) -> dict[str, pathlib.Path]:
@@ -684,14 +735,16 @@ def _cifar_files(
 def _build_cifar10(root: pathlib.Path, download: bool, partial_test: bool) -> Dataset:
     fmt, paths = _cifar_files(root, download)
     # The test batch first: a refused partial test set fails before 150 MB are read.
-    test_x, test_y, complete = _load_cifar_batch(
+    test_x, test_y, complete, test_md5 = _load_cifar_batch(
         paths[CIFAR10_TEST_BATCH], fmt, is_test=True, partial_ok=partial_test
     )
-    xs, ys = [], []
+    xs, ys, files = [], [], []
     for batch in CIFAR10_TRAIN_BATCHES:
-        x, y, _ = _load_cifar_batch(paths[batch], fmt, is_test=False, partial_ok=False)
+        x, y, _, md5 = _load_cifar_batch(paths[batch], fmt, is_test=False, partial_ok=False)
         xs.append(x)
         ys.append(y)
+        files.append((paths[batch].name, md5))
+    files.append((paths[CIFAR10_TEST_BATCH].name, test_md5))
     full = Split(torch.cat(xs), torch.cat(ys))
     train_idx, val_idx = split_indices(len(full), CIFAR10_NUM_VAL, SPLIT_SEED)
     return Dataset(
@@ -701,6 +754,7 @@ def _build_cifar10(root: pathlib.Path, download: bool, partial_test: bool) -> Da
         test=Split(test_x.contiguous(), test_y),
         num_classes=CIFAR10_NUM_CLASSES,
         test_complete=complete,
+        files=tuple(files),
     )
 
 

@@ -13,23 +13,19 @@ per-round tensors go to the state cache, so an interrupted sweep resumes at the 
 
 from __future__ import annotations
 
-import functools
-import platform
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import pandas as pd
 import torch
 
-from . import __version__
 from .actions import get_mask0_action, get_mask1_action, next_round_start
 from .criteria import FIGURE3_CRITERIA, get_criterion, prune_layerwise
-from .data import load_dataset
+from .data import Dataset, load_dataset, test_set_tag
 from .nets import Population, get_architecture, initial_weights, percent_remaining
 from .nets import seeded_generator as _generator
+from .provenance import check_clean_tree, code_identity, provenance
 from .store import RunStore, StateCache, spec_key
 from .supermask import (
     SUPERMASK_LEVELS,
@@ -59,6 +55,7 @@ class Chain:
     mask0: str = "zero"
     iterations: int | None = None
     precision: str = "fp32"
+    test_set: str | None = None  # None: the official complete test set (see test_set_tag)
 
     def __post_init__(self) -> None:
         get_architecture(self.net)
@@ -90,6 +87,8 @@ class Chain:
             "lr": protocol.lr,
             "eval_every": protocol.eval_every,
             "precision": self.precision,
+            # hashed only when not the official complete set, so existing keys stay found
+            **({"test_set": self.test_set} if self.test_set is not None else {}),
         }
 
     def run_key(self, round_: int) -> str:
@@ -168,8 +167,10 @@ class Settings:
 
 def as_list(value: str | Sequence | None, cast=str) -> list | None:
     """A list parameter given as a sequence or as text (``"[0, 1]"``, ``"0,1"``, ``"a b"``), as
-    papermill's ``-p`` passes lists; None stays None."""
+    papermill's ``-p`` passes lists; a single number is a list of one; None stays None."""
     if value is None or not isinstance(value, str):
+        if value is not None and not isinstance(value, Sequence):
+            value = [value]  # seeds=0 is [0]
         return None if value is None else [cast(v) for v in value]
     items = value.strip().strip("[]()").replace(",", " ").split()
     return [cast(item.strip("'\"")) for item in items]
@@ -208,10 +209,16 @@ def resolve_settings(
     iterations = base.iterations if iterations is None else iterations
     if not (seeds and criteria and mask1 and mask0):
         raise ValueError("need at least one seed, criterion, mask-1 action and mask-0 action")
-    if rounds < 0:
-        raise ValueError(f"rounds must be >= 0, got {rounds}")
-    if iterations is not None and iterations < 1:
-        raise ValueError(f"iterations must be positive or None (the paper's), got {iterations}")
+
+    def whole(value) -> bool:  # booleans and 1.5 are not whole numbers (lth.parameters)
+        return hasattr(value, "__index__") and not isinstance(value, bool)
+
+    if not whole(rounds) or rounds < 0:
+        raise ValueError(f"rounds must be a whole number >= 0, got {rounds!r}")
+    if iterations is not None and (not whole(iterations) or iterations < 1):
+        raise ValueError(f"iterations must be a whole number >= 1 or None, got {iterations!r}")
+    if any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be whole numbers >= 0, got {list(seeds)!r}")
     seeds = tuple(int(s) for s in seeds)
     check_precision(precision)
     return Settings(net, criteria, seeds, rounds, iterations, profile, mask1, mask0, precision)
@@ -220,20 +227,11 @@ def resolve_settings(
 # ----------------------------------------------------------------------------- sweeps
 
 
-@functools.cache
-def _git_commit() -> str | None:
-    """The commit of the code this process runs (read once, so later commits don't leak in)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+def for_data(chains: Sequence[Chain], data: Dataset) -> list[Chain]:
+    """``chains`` with the identity of the test set they are trained and tested on: unchanged
+    for the official complete set, tagged for any other (a partial test set gets other keys)."""
+    tag = test_set_tag(data)
+    return [c if c.test_set == tag else replace(c, test_set=tag) for c in chains]
 
 
 def _plan(
@@ -277,7 +275,7 @@ def _start_state(chain: Chain, round_: int, previous: dict | None):
     return list(starts), list(trained), new_mask
 
 
-def _record(chain, round_, member, result, pop, wall, device) -> dict:
+def _record(chain, round_, member, result, pop, wall, device, population, data) -> dict:
     arch = pop.arch
     masks = [m[member] for m in pop.masks]
     return {
@@ -296,20 +294,7 @@ def _record(chain, round_, member, result, pop, wall, device) -> dict:
             "val_loss": [round(float(v), 5) for v in result.val_loss[member]],
             "n_test": result.n_test,
         },
-        "provenance": _provenance(device, pop.size, wall),
-    }
-
-
-def _provenance(device, population_size: int, wall: float) -> dict:
-    return {
-        "lth_version": __version__,
-        "git_commit": _git_commit(),
-        "torch": torch.__version__,
-        "device": str(device),
-        "cpu": platform.processor() or platform.machine(),
-        "population_size": population_size,
-        "population_wall_time_s": round(wall, 2),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "provenance": provenance(device, population, wall, data.identity()),
     }
 
 
@@ -324,12 +309,17 @@ def run_sweep(
     progress: bool = True,
     log: Callable[[str], None] = print,
     keep_state: bool = False,
+    allow_dirty: bool | None = None,
 ) -> pd.DataFrame:
     """Make sure rounds 0..``rounds`` of every chain are in the store, training what is missing
     one population per round, and return them as a tidy DataFrame (see :func:`sweep_frame`).
 
     ``keep_state`` also retrains a last round whose record exists but whose tensors the state
-    cache lost (the untrained supermasks need the dense runs' final weights)."""
+    cache lost (the untrained supermasks need the dense runs' final weights). Keys first assume
+    the official data, so a store that has every run needs no data; when something must be
+    trained the data is loaded, and a test set other than the official complete one gives
+    other keys (:func:`for_data`). Records for the committed store are refused from a dirty
+    tree unless ``allow_dirty`` (see :func:`lth.provenance.check_clean_tree`)."""
     store = store or RunStore()
     cache = cache or StateCache()
     chains = list(dict.fromkeys(chains))
@@ -337,13 +327,24 @@ def run_sweep(
         values = {getattr(c, what) for c in chains}
         if len(values) > 1:  # one population trains every run of a round
             raise ValueError(f"one {what} per sweep, got {sorted(map(str, values))}")
-    plan = _plan(chains, rounds, store, cache, keep_state)
-    todo = [{c.run_key(r) for c in chains if plan[c][r]} for r in range(rounds + 1)]
-    n_runs = sum(len(keys) for keys in todo)
-    total = sum(len(set(c.run_key(r) for c in chains)) for r in range(rounds + 1))
+
+    def count(chains):
+        plan = _plan(chains, rounds, store, cache, keep_state)
+        todo = [{c.run_key(r) for c in chains if plan[c][r]} for r in range(rounds + 1)]
+        total = sum(len(set(c.run_key(r) for c in chains)) for r in range(rounds + 1))
+        return plan, sum(len(keys) for keys in todo), total
+
+    plan, n_runs, total = count(chains)
     if n_runs == 0:
         log(f"all {total} runs found in the store {store.root}; nothing to train")
         return sweep_frame(chains, rounds, store)
+    check_clean_tree(store.root, allow_dirty)
+    code_identity()  # provenance: the code as loaded, before any training
+    data = load_dataset(get_architecture(chains[0].net).dataset, data_root)
+    tagged = for_data(chains, data)
+    if tagged != chains:
+        chains = tagged
+        plan, n_runs, total = count(chains)
     protocol = chains[0].protocol
     samples = n_runs * protocol.iterations * protocol.batch_size
     hours = samples / RATE_HINT.get(chains[0].net, RATE_HINT["fc"]) / 3600
@@ -351,8 +352,6 @@ def run_sweep(
         f"{total - n_runs} of {total} runs found in {store.root}; training {n_runs} "
         f"({samples / 1e6:,.1f} M model-samples: about {hours:.1f} h on a 2-core CPU)"
     )
-    _git_commit()  # provenance: the commit of the code as loaded, before any training
-    data = load_dataset(get_architecture(chains[0].net).dataset, data_root)
     data = dataset_on(data, torch.device(device))
 
     states: dict[str, dict] = {}
@@ -396,7 +395,8 @@ def run_sweep(
             cache.save(key, state)
             new_states[key] = state
             if key not in store:
-                store.put(key, _record(chain, r, i, result, pop, wall, device))
+                record = _record(chain, r, i, result, pop, wall, device, list(members), data)
+                store.put(key, record)
         states = new_states
     return sweep_frame(chains, rounds, store)
 
@@ -459,6 +459,7 @@ def untrained_supermask_sweep(
     data_root: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    allow_dirty: bool | None = None,
 ) -> pd.DataFrame:
     """Untrained supermasks (PAPER.md section 8, Figure 7) of the dense run of every seed in
     ``settings``, for each of its criteria and ``treatments`` at every one-shot level.
@@ -490,9 +491,17 @@ def untrained_supermask_sweep(
             for t in treatments
         }
 
+    def incomplete() -> list[Chain]:
+        return [c for c in dense if any(spec_key(s) not in store for s in specs_of(c).values())]
+
+    arch = get_architecture(settings.net)
+    data, rows = None, []
+    if incomplete() or any(c.run_key(0) not in store for c in dense):
+        check_clean_tree(store.root, allow_dirty)
+        data = load_dataset(arch.dataset, data_root)
+        dense = for_data(dense, data)  # a partial test set: other dense runs, other records
     # the dense records must exist; their tensors only where a supermask record is missing
-    incomplete = [c for c in dense if any(spec_key(s) not in store for s in specs_of(c).values())]
-    for chains, keep_state in ((dense, False), (incomplete, True)):
+    for chains, keep_state in ((dense, False), (incomplete(), True)):
         if chains:
             run_sweep(
                 chains,
@@ -503,15 +512,13 @@ def untrained_supermask_sweep(
                 progress=progress,
                 log=log,
                 keep_state=keep_state,
+                allow_dirty=allow_dirty,
             )
-    arch = get_architecture(settings.net)
-    data, rows = None, []
     for chain in dense:
         dense_key = chain.run_key(0)
         specs = specs_of(chain)
         missing = [ct for ct, spec in specs.items() if spec_key(spec) not in store]
         if missing:
-            data = data or load_dataset(arch.dataset, data_root)
             t0 = time.perf_counter()
             state = cache.load(dense_key)
             w_i, w_f = state["w_start"], state["w_final"]
@@ -544,7 +551,9 @@ def untrained_supermask_sweep(
                     "key": spec_key(spec),
                     "spec": spec,
                     "result": {"levels": result, "n_test": len(data.test)},
-                    "provenance": _provenance("cpu", len(members), wall),
+                    "provenance": provenance(
+                        "cpu", [spec_key(specs[m]) for m in missing], wall, data.identity()
+                    ),
                 }
                 store.put(spec_key(spec), record)
         dense_result = store.get(dense_key)["result"]
@@ -574,6 +583,7 @@ def learned_supermask_sweep(
     device: str = "cpu",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    allow_dirty: bool | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Learned supermasks (PAPER.md section 9): train the runs missing from the store as one
     population and return (one row per run, one row per run and epoch of its validation curve).
@@ -589,13 +599,15 @@ def learned_supermask_sweep(
             f"{store.root}; training {len(missing)} for {epochs:,} epochs "
             f"(about {hours:.1f} h on a 2-core CPU)"
         )
-        _git_commit()
+        check_clean_tree(store.root, allow_dirty)
+        code_identity()  # provenance: the code as loaded, before any training
         data = load_dataset(get_architecture(missing[0].net).dataset, data_root)
         data = dataset_on(data, torch.device(device))
         t0 = time.perf_counter()
         res = train_learned_supermasks(missing, data, device=device, progress=progress)
         wall = time.perf_counter() - t0
         layers = [layer.name for layer in get_architecture(missing[0].net).layers]
+        population = [spec_key(run.spec()) for run in missing]
         for i, run in enumerate(missing):
             result = {
                 "test_accuracy": float(res.test_accuracy[i]),
@@ -615,7 +627,7 @@ def learned_supermask_sweep(
                     "key": key,
                     "spec": run.spec(),
                     "result": result,
-                    "provenance": _provenance(device, len(missing), wall),
+                    "provenance": provenance(device, population, wall, data.identity()),
                 },
             )
     rows, curve = [], []
@@ -637,8 +649,10 @@ def learned_supermask_runs(
     ``epochs`` None takes the profile's (the official 2,000 if the profile names none)."""
     if epochs is None:
         epochs = PROFILES[profile].supermask_epochs
+    if epochs is None:
+        epochs = 2000  # 0 stays 0, and LearnedSupermask rejects it
     return [
-        LearnedSupermask(settings.net, seed, weights, dwr, epochs=epochs or 2000)
+        LearnedSupermask(settings.net, seed, weights, dwr, epochs=epochs)
         for seed in (settings.seeds if seeds is None else seeds)
         for weights in TREATMENTS
         for dwr in (False, True)

@@ -65,8 +65,13 @@ def synthetic_mnist(tmp_path, monkeypatch):
         for key, spec in data.MNIST_FILES.items():
             name = spec.name + (".gz" if gz else "")
             payload = write_idx(tmp_path / "MNIST" / "raw" / name, arrays[key])
-            md5 = hashlib.md5(payload).hexdigest() if gz else spec.md5_gz
-            table[key] = data.IdxFile(spec.name, md5, tuple(arrays[key].shape))
+            md5 = hashlib.md5(payload).hexdigest()
+            shape = tuple(arrays[key].shape)
+            table[key] = (
+                data.IdxFile(spec.name, md5, shape, spec.md5_raw)
+                if gz
+                else data.IdxFile(spec.name, spec.md5_gz, shape, md5)
+            )
         monkeypatch.setattr(data, "MNIST_FILES", table)
         monkeypatch.setattr(data, "MNIST_NUM_VAL", N_VAL)
         return tmp_path, arrays
@@ -132,6 +137,48 @@ def test_checksum_mismatch(tmp_path):
     assert any(spec.md5_gz in message for spec in data.MNIST_FILES.values())
 
 
+def test_corrupted_uncompressed_mnist_file_is_rejected_with_its_name_and_md5(synthetic_mnist):
+    """An uncompressed file is checked against the md5 of the official file's contents: a test
+    set whose labels were all set to 0 must not train (it once gave 10.3% under the real key)."""
+    root, arrays = synthetic_mnist(gz=False)
+    labels = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    write_idx(labels, torch.zeros_like(arrays["test_labels"]))
+    with pytest.raises(data.ChecksumError) as info:
+        data.load_mnist(root, download=False)
+    message = str(info.value)
+    assert str(labels) in message and data.md5sum(labels) in message
+    assert data.MNIST_FILES["test_labels"].md5_raw in message
+
+
+def test_official_uncompressed_md5s_are_those_of_the_gunzipped_official_files():
+    raw = pathlib.Path(os.environ.get(data.DATA_ENV, "data")) / "MNIST" / "raw"
+    if not all((raw / f"{spec.name}.gz").is_file() for spec in data.MNIST_FILES.values()):
+        pytest.skip("the official MNIST files are not under $LTH_DATA")
+    for spec in data.MNIST_FILES.values():
+        content = gzip.decompress((raw / f"{spec.name}.gz").read_bytes())
+        assert hashlib.md5(content).hexdigest() == spec.md5_raw, spec.name
+
+
+def test_dataset_identity_names_every_file_read_and_its_md5(synthetic_mnist):
+    root, _ = synthetic_mnist(gz=True)
+    identity = data.load_mnist(root, download=False).identity()
+    assert identity["dataset"] == "mnist" and identity["n_test"] == N_TEST
+    assert identity["files"] == {
+        f"{spec.name}.gz": spec.md5_gz for spec in data.MNIST_FILES.values()
+    }
+    assert identity["test_complete"]
+
+
+def test_broken_symlink_is_reported_and_never_deleted(tmp_path, offline_downloads):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    link = raw / f"{data.MNIST_FILES['train_images'].name}.gz"
+    link.symlink_to(tmp_path / "elsewhere" / "train-images.gz")
+    with pytest.raises(data.DatasetNotFoundError, match="broken symbolic link"):
+        data.load_mnist(tmp_path, download=True)
+    assert link.is_symlink()  # the user's link is still there
+
+
 def test_missing_files_message(tmp_path):
     with pytest.raises(data.DatasetNotFoundError) as info:
         data.load_mnist(tmp_path, download=False)
@@ -171,7 +218,7 @@ def test_download_from_second_mirror(synthetic_mnist, tmp_path, monkeypatch):
         if url.startswith(data.MNIST_MIRRORS[0]):
             dst.write_bytes(b"corrupt")  # wrong md5: must be discarded, next mirror tried
             return
-        dst.write_bytes((source / "MNIST" / "raw" / dst.name).read_bytes())
+        dst.write_bytes((source / "MNIST" / "raw" / url.rsplit("/", 1)[-1]).read_bytes())
 
     monkeypatch.setattr(data, "_download_url", fake)
     ds = data.load_mnist(root, download=True)

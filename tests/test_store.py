@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from pathlib import Path
 
 import pytest
 import torch
 
 from lth import store as store_module
+from lth.experiments import Chain, for_data
 from lth.store import RunStore, StateCache, spec_key
+from lth.supermask import LearnedSupermask
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_spec_key_is_sha256_of_canonical_json():
@@ -74,3 +80,51 @@ def test_state_cache_round_trip(tmp_path):
     # a view is saved as its own values, not with the whole storage behind it
     assert loaded["w_start"][0].untyped_storage().nbytes() == 3 * 2 * 4
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["x.pt"]
+
+
+# ----------------------------------------------------------------------------- pinned keys
+
+#: Keys of committed records (data/runs/<key>.json), computed from the specs that made them.
+#: A change to how specs hash must keep these (hash only non-default fields), or migrate them.
+PINNED_RUN_KEYS = {
+    "1a298bd470eaee6d": (Chain("fc", 4), 0),  # dense FC at the paper's protocol
+    "69db536693ed2d47": (Chain("fc", 1, iterations=10_000), 0),
+    "0004296ca74750bb": (Chain("fc", 1, "large_final", iterations=10_000), 5),
+    "00ead02abc5c0ab5": (Chain("fc", 0, "large_final", "reinit", iterations=5_000), 16),
+    "01a052770b449707": (Chain("fc", 1, mask0="freeze_init", iterations=5_000), 7),
+    "43e9e9db6ef6b93c": (Chain("fc", 0, iterations=10_000, precision="bf16"), 0),
+}
+
+
+@pytest.mark.parametrize("key", list(PINNED_RUN_KEYS))
+def test_committed_run_keys_are_pinned(key):
+    chain, round_ = PINNED_RUN_KEYS[key]
+    assert chain.run_key(round_) == key
+    record = RunStore(REPO / "data" / "runs").get(key)
+    assert record is not None and record["spec"] == chain.run_spec(round_)
+
+
+def test_committed_supermask_keys_are_pinned():
+    learned = LearnedSupermask("fc", 1, "signed_constant", True, epochs=60)
+    assert spec_key(learned.spec()) == "4cd02d9e36bb679d"
+    untrained = {
+        "criterion": "magnitude_increase",
+        "dense": "2f2eee9733d87567",
+        "kind": "untrained_supermask",
+        "levels": list(range(25)),
+        "treatment": "init",
+    }
+    assert spec_key(untrained) == "02eab0e8f33931e1"
+
+
+def test_a_partial_test_set_gives_other_keys_and_the_complete_one_the_same(tiny_data):
+    chains = [Chain("conv2", 0, iterations=300), Chain("conv2", 1, "random", iterations=300)]
+    assert for_data(chains, tiny_data) == chains  # the complete set: same chains, same keys
+    assert "test_set" not in chains[0].run_spec(0)
+    partial = dataclasses.replace(
+        tiny_data, test_complete=False, files=(("test_batch.bin", "0123abcd"),)
+    )
+    tagged = for_data(chains, partial)
+    assert tagged[0].test_set == "partial: 100 images, md5 0123abcd"
+    for t, c in zip(tagged, chains, strict=True):
+        assert t.run_key(0) != c.run_key(0) and t.run_key(1) != c.run_key(1)
