@@ -13,6 +13,7 @@ per-round tensors go to the state cache, so an interrupted sweep resumes at the 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -26,7 +27,7 @@ from .data import Dataset, load_dataset, test_set_tag
 from .nets import Population, get_architecture, initial_weights, percent_remaining
 from .nets import seeded_generator as _generator
 from .provenance import check_clean_tree, code_identity, provenance
-from .store import RunStore, StateCache, spec_key
+from .store import Heartbeat, RunStore, StateCache, spec_key
 from .supermask import (
     SUPERMASK_LEVELS,
     TREATMENTS,
@@ -354,51 +355,117 @@ def run_sweep(
     )
     data = dataset_on(data, torch.device(device))
 
+    store.clean()
+    cache.clean()
     states: dict[str, dict] = {}
     for r in range(rounds + 1):
         members: dict[str, Chain] = {}
         for chain in chains:
             if plan[chain][r]:
                 members.setdefault(chain.run_key(r), chain)
-        if not members:
-            continue
-        starts = []
-        for chain in members.values():
-            previous = None
-            if r > 0:
-                prev_key = chain.run_key(r - 1)
-                previous = states.get(prev_key) or cache.load(prev_key)
-            starts.append(_start_state(chain, r, previous))
-        arch = get_architecture(chains[0].net)
-        pop = Population.from_members(arch, [s[1] for s in starts], [s[2] for s in starts])
-        pop = pop.to(device)
-        order_seeds = [chain.seed for chain in members.values()]
-        t0 = time.perf_counter()
-        desc = f"round {r}/{rounds}: {len(members)} run(s)"
-        result = train_population(
-            pop,
-            data,
-            protocol,
-            order_seeds,
-            precision=chains[0].precision,
-            progress=progress,
-            desc=desc,
-        )
-        wall = time.perf_counter() - t0
-        new_states = {}
-        for i, (key, chain) in enumerate(members.items()):
-            state = {
-                "w_start": [w.cpu() for w in starts[i][0]],
-                "w_final": [w[i].cpu() for w in result.final_weights],
-                "mask": [m[i].cpu() for m in pop.masks],
-            }
-            cache.save(key, state)
-            new_states[key] = state
-            if key not in store:
-                record = _record(chain, r, i, result, pop, wall, device, list(members), data)
-                store.put(key, record)
+        wants_state = {
+            chain.run_key(r)
+            for chain in chains
+            if (plan[chain][r + 1] if r < rounds else keep_state)
+        }
+        new_states: dict[str, dict] = {}
+        while members:  # other processes may hold some of this round's runs: wait for them
+            mine, locks, others = _claim(members, store, cache, wants_state)
+            if mine:
+                try:
+                    with Heartbeat(locks):
+                        trained = _train_round(
+                            mine, r, rounds, states, cache, store, data, protocol, device, progress
+                        )
+                finally:
+                    for lock in locks:
+                        lock.release()
+                new_states.update(trained)
+            members = others
+            if members:
+                log(f"round {r}: waiting for {len(members)} run(s) another process is training")
+                time.sleep(LOCK_POLL_S)
         states = new_states
     return sweep_frame(chains, rounds, store)
+
+
+#: Seconds between looks at runs another process is training.
+LOCK_POLL_S = 2.0
+
+
+def _claim(members: dict[str, Chain], store: RunStore, cache: StateCache, wants_state: set):
+    """Split a round's runs into those this process trains now (with the locks it took) and
+    those another live process is training. A run whose record appeared meanwhile is dropped,
+    unless its state is needed and the cache lacks it: then it is retrained for its state only
+    (its record is never written twice)."""
+    mine, locks, others = {}, [], {}
+    for key, chain in members.items():
+        if key in store:
+            if key in wants_state and key not in cache:
+                mine[key] = chain
+            continue
+        lock = store.lock(key)
+        if not lock.acquire():
+            others[key] = chain
+        elif key in store:  # finished by another process between the look and the lock
+            lock.release()
+            if key in wants_state and key not in cache:
+                mine[key] = chain
+        else:
+            mine[key], locks = chain, [*locks, lock]
+    return mine, locks, others
+
+
+def _train_round(members, r, rounds, states, cache, store, data, protocol, device, progress):
+    """Train ``members`` (run key -> chain) at round ``r`` as one population; write their
+    states to the cache and their records to the store; return their states."""
+    starts = []
+    for chain in members.values():
+        previous = None
+        if r > 0:
+            prev_key = chain.run_key(r - 1)
+            previous = states.get(prev_key) or cache.load(prev_key)
+        starts.append(_start_state(chain, r, previous))
+    first = next(iter(members.values()))
+    arch = get_architecture(first.net)
+    pop = Population.from_members(arch, [s[1] for s in starts], [s[2] for s in starts])
+    pop = pop.to(device)
+    order_seeds = [chain.seed for chain in members.values()]
+    t0 = time.perf_counter()
+    result = train_population(
+        pop,
+        data,
+        protocol,
+        order_seeds,
+        precision=first.precision,
+        progress=progress,
+        desc=f"round {r}/{rounds}: {len(members)} run(s)",
+    )
+    wall = time.perf_counter() - t0
+    new_states = {}
+    for i, (key, chain) in enumerate(members.items()):
+        state = {
+            "w_start": [w.cpu() for w in starts[i][0]],
+            "w_final": [w[i].cpu() for w in result.final_weights],
+            "mask": [m[i].cpu() for m in pop.masks],
+        }
+        cache.save(key, state)
+        new_states[key] = state
+        if key not in store:
+            record = _record(chain, r, i, result, pop, wall, device, list(members), data)
+            record["result"]["state_sha256"] = state_digest(state)
+            store.put(key, record)
+    return new_states
+
+
+def state_digest(state: dict[str, list[torch.Tensor]]) -> str:
+    """SHA-256 of a run's start values, final weights and mask, in that order: a record's
+    fingerprint of the tensors its chain goes on from (``verify`` checks a cache against it)."""
+    digest = hashlib.sha256()
+    for name in ("w_start", "w_final", "mask"):
+        for tensor in state[name]:
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def sweep_frame(chains: Sequence[Chain], rounds: int, store: RunStore) -> pd.DataFrame:

@@ -26,9 +26,9 @@ def _learnable_split(n: int, groups: torch.Tensor, generator: torch.Generator) -
     return Split(x.reshape(n, 1, 28, 28), sums.argmax(dim=1).to(torch.int64))
 
 
-@pytest.fixture(scope="session")
-def tiny_data() -> Dataset:
-    """600 train / 100 val / 100 test MNIST-shaped images, fixed by a seeded generator."""
+def make_tiny_data() -> Dataset:
+    """600 train / 100 val / 100 test MNIST-shaped images, fixed by a seeded generator (also
+    built by the tests' subprocesses)."""
     g = torch.Generator().manual_seed(1234)
     groups = torch.randperm(784, generator=g)[:780].reshape(10, 78)
     return Dataset(
@@ -38,6 +38,12 @@ def tiny_data() -> Dataset:
         test=_learnable_split(N_TEST, groups, g),
         num_classes=10,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_data() -> Dataset:
+    """See :func:`make_tiny_data`."""
+    return make_tiny_data()
 
 
 @pytest.fixture

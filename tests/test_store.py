@@ -46,9 +46,9 @@ def test_run_store_writes_leave_no_temporary_files(tmp_path):
     runs = RunStore(tmp_path)
     for i in range(3):
         runs.put(f"k{i}", {"i": i})
-    runs.put("k0", {"i": 10})  # overwrite
+    assert not runs.put("k0", {"i": 10})  # a record is written once
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k0.json", "k1.json", "k2.json"]
-    assert runs.get("k0") == {"i": 10}
+    assert runs.get("k0") == {"i": 0}
 
 
 def test_failed_atomic_write_keeps_the_old_file_and_no_temporary(tmp_path):
