@@ -12,11 +12,18 @@ Steps:
 2. `jupyter-book build . --all -W --keep-going` renders the executed copies (execution is off).
 3. every PNG listed in book/figures.txt must exist and be a PNG, and every page in _toc.yml
    must have its HTML file.
+
+Before step 1 every parameter is checked, for every notebook it goes to (lth/parameters.py): a
+`-p` name no notebook to be executed declares is an error; a name goes only to the notebooks
+that declare it (the names assigned in their `parameters` cell, with the kinds their
+`check_notebook` call gives); `--only`, `--runs`, $LTH_RUNS, $LTH_CACHE and $LTH_DATA too. A bad
+one stops the script before anything runs, with one line `error: ...` (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shutil
 import subprocess
@@ -27,6 +34,8 @@ from pathlib import Path
 import nbformat
 import papermill
 import yaml
+
+from lth.parameters import ParameterError, check_environment, check_parameters, unknown
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -63,6 +72,71 @@ def parse_value(text: str) -> object:
         except ValueError:
             return value
     return value
+
+
+def notebook_kinds(source: Path) -> dict[str, str]:
+    """The parameters ``source`` declares, name -> kind: the names assigned in its cell tagged
+    ``parameters``, each with the kind the ``check_notebook(globals(), name="kind", ...)`` call
+    in the next code cell gives it (the two must list the same names)."""
+    cells = [c for c in nbformat.read(source, as_version=4).cells if c.cell_type == "code"]
+    index = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    names = [
+        target.id
+        for node in ast.parse(cells[index].source).body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    ]
+    calls = [
+        node
+        for node in ast.walk(ast.parse(cells[index + 1].source if index + 1 < len(cells) else ""))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", getattr(node.func, "attr", None)) == "check_notebook"
+    ]
+    if not calls:
+        raise RuntimeError(
+            f"{source}: the code cell after `parameters` does not call check_notebook"
+        )
+    kinds = {kw.arg: ast.literal_eval(kw.value) for kw in calls[0].keywords}
+    if sorted(kinds) != sorted(names):
+        raise RuntimeError(
+            f"{source}: the parameters cell declares {names}, check_notebook checks {list(kinds)}"
+        )
+    return kinds
+
+
+def planned_runs(
+    parameters: dict[str, object], profile: str | None = None, only: str | None = None
+) -> list[tuple[Path, dict[str, object], str | None, str]]:
+    """The notebooks to execute, as (source, parameters, page, title), every parameter checked
+    before the first one runs; a notebook gets only the command line's parameters it declares.
+    Raises :class:`ParameterError` for an unknown `--only` page or `-p` name, or a bad value."""
+    sources = {path.stem: path for path in sorted(NOTEBOOKS.glob("*.ipynb"))}
+    pages = [*sources, *VARIANTS]
+    only = None if only is None else Path(only).stem
+    if only is not None and only not in pages:
+        raise ParameterError("--only: " + unknown("notebook or page", only, pages))
+    planned = [(path, dict(parameters), None, "") for stem, path in sources.items()]
+    for page, (stem, title, own, smoke) in VARIANTS.items():
+        merged = {**own, **parameters, **(smoke if profile == "smoke" else {})}
+        planned.append((sources[stem], merged, page, title))
+    planned = [job for job in planned if only in (None, job[2] or job[0].stem)]
+    kinds = {path: notebook_kinds(path) for path in {job[0] for job in planned}}
+    declared = sorted(set().union(*kinds.values()))
+    for name in parameters:
+        if name not in declared:
+            raise ParameterError("-p: " + unknown("parameter", name, declared, suggest=True))
+    checked = []
+    for source, given, page, title in planned:
+        own = kinds[source]
+        given = {k: v for k, v in given.items() if k in own or k not in parameters}
+        try:
+            given = check_parameters(own, given)
+        except ParameterError as error:
+            where = source.relative_to(ROOT)
+            raise ParameterError(f"{f'{page} ({where})' if page else where}: {error}") from None
+        checked.append((source, given, page, title))
+    return checked
 
 
 def execute(
@@ -174,24 +248,19 @@ def main() -> None:
         if args.profile is not None:
             parameters["profile"] = args.profile
         parameters.update({key: parse_value(value) for key, value in args.params})
+        try:  # everything checked before the first notebook runs
+            planned = planned_runs(parameters, args.profile, args.only)
+            check_environment(runs=args.runs)
+        except ParameterError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         if args.runs is not None:
             args.runs.mkdir(parents=True, exist_ok=True)
             os.environ["LTH_RUNS"] = str(args.runs.resolve())  # the kernel inherits it
 
-        sources = sorted(NOTEBOOKS.glob("*.ipynb"))
-        if args.only:
-            only = Path(args.only).stem
-            sources = [s for s in sources if s.stem == only]
-            if not sources and only not in VARIANTS:
-                sys.exit(f"no notebook notebooks/{only}.ipynb and no page {only!r} in VARIANTS")
         (BOOK / "figures").mkdir(parents=True, exist_ok=True)
-        for source in sources:
-            execute(source, parameters)
-        for page, (stem, title, own, smoke) in VARIANTS.items():
-            if args.only and Path(args.only).stem != page:
-                continue
-            merged = {**own, **parameters, **(smoke if args.profile == "smoke" else {})}
-            execute(NOTEBOOKS / f"{stem}.ipynb", merged, page, title)
+        for source, given, page, title in planned:
+            execute(source, given, page, title)
         if not args.skip_build:
             build_site()
 
