@@ -181,7 +181,7 @@ def main() -> None:
         for precision in args.precisions:
             for k in args.members:
                 rate = engine(arch, data, iterations, warmup, k, precision, device)
-                label = f"engine {precision}, fused Adam"
+                label = f"engine {precision}, member Adam"
                 rows.append((arch, label, k, iterations, rate, plain, precision))
                 print(f"{arch.name} {label} K={k}: {rate:,.0f}", file=sys.stderr, flush=True)
     # the peak again at the end: on a shared machine the higher of the two is nearer the truth

@@ -3,6 +3,7 @@
 python -m lth sweep --profile mid                     # Figure 3 on FC, committed profile
 python -m lth sweep --profile smoke --criteria large_final random --seeds 0 1
 python -m lth list                                    # networks, criteria, actions, profiles
+python -m lth verify --sample 3                       # re-make 3 committed records, bit for bit
 """
 
 from __future__ import annotations
@@ -14,29 +15,52 @@ from .actions import MASK0_ACTIONS, MASK1_ACTIONS
 from .criteria import CRITERIA
 from .experiments import PROFILES, resolve_settings, run_sweep
 from .nets import ARCHITECTURES
+from .parameters import check_environment, check_value
 from .store import RunStore, StateCache
+
+#: The kind of each ``sweep`` option (lth.parameters), all checked before any work.
+SWEEP_KINDS = {
+    "profile": "profile",
+    "net": "net",
+    "criteria": "criteria or None",
+    "seeds": "seeds or None",
+    "rounds": "rounds or None",
+    "iterations": "iterations or None",
+    "mask1": "mask1",
+    "mask0": "mask0",
+    "precision": "precision",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, ``error: ...``, with exit status 2, and which
+    takes no abbreviations: ``--profil`` is an error, not ``--profile``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    settings = resolve_settings(
-        args.profile,
-        args.net,
-        args.criteria,
-        args.seeds,
-        args.rounds,
-        args.iterations,
-        args.mask1,
-        args.mask0,
-        args.precision,
-    )
+    given = {name: getattr(args, name) for name in SWEEP_KINDS}
+    given = {k: " ".join(v) if isinstance(v, list) else v for k, v in given.items()}  # nargs="+"
+    values = {
+        name: check_value(f"--{name}", given[name], kind) for name, kind in SWEEP_KINDS.items()
+    }
+    folders = check_environment(args.runs, args.cache, args.data)
+    settings = resolve_settings(**values)
     print(settings.describe())
     frame = run_sweep(
         settings.chains(),
         settings.rounds,
-        store=RunStore(args.runs),
-        cache=StateCache(args.cache),
+        store=RunStore(folders["runs"]),
+        cache=StateCache(folders["cache"]),
         data_root=args.data,
         progress=not args.quiet,
+        allow_dirty=args.allow_dirty or None,
     )
     frame["variant"] = frame["criterion"] + "/" + frame["mask1"] + "/" + frame["mask0"]
     summary = frame.groupby(["variant", "round"])["test_accuracy"].mean().unstack("variant")
@@ -52,16 +76,57 @@ def _list(_: argparse.Namespace) -> None:
         print(f"profile {name:8s}  {profile.description}")
 
 
+def _number(name: str, text: str, cast=float, minimum: float = 0.0):
+    """``text`` as a number >= ``minimum`` (an int if ``cast`` is int), else one clear error."""
+    try:
+        value = cast(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or (cast is float and value != value):
+        what = "a whole number" if cast is int else "a number"
+        raise ValueError(f"{name}: expected {what} >= {minimum:g}, got {text!r}")
+    return value
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Exit status 0 if every record verified re-made bit for bit, 1 on any mismatch, 3 if
+    nothing could be verified (everything skipped)."""
+    from .verify import verify
+
+    sample = _number("--sample", args.sample, int, 1)
+    seed = _number("--seed", args.seed, int, 0)
+    minutes = None if args.max_minutes is None else _number("--max-minutes", args.max_minutes)
+    folders = check_environment(args.runs, args.cache, args.data)
+    verdicts = verify(
+        args.keys,
+        store=RunStore(folders["runs"]),
+        cache=StateCache(folders["cache"]),
+        sample=sample,
+        seed=seed,
+        max_minutes=minutes,
+        data_root=args.data,
+    )
+    counts = {s: sum(v.status == s for v in verdicts) for s in ("ok", "mismatch", "skipped")}
+    seconds = sum(v.seconds for v in verdicts)
+    print(
+        f"{counts['ok']} verified bit for bit, {counts['mismatch']} mismatched, "
+        f"{counts['skipped']} skipped ({seconds / 60:.1f} min)"
+    )
+    if counts["mismatch"]:
+        return 1
+    return 0 if counts["ok"] else 3
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lth", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m lth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sweep = sub.add_parser("sweep", help="run (or read back) an iterative pruning sweep")
     sweep.add_argument("--profile", default="mid", help=f"one of {', '.join(PROFILES)}")
     sweep.add_argument("--net", default="fc")
     sweep.add_argument("--criteria", nargs="+", default=None, help="default: Figure 3's nine")
-    sweep.add_argument("--seeds", nargs="+", type=int, default=None)
-    sweep.add_argument("--rounds", type=int, default=None)
-    sweep.add_argument("--iterations", type=int, default=None)
+    sweep.add_argument("--seeds", nargs="+", default=None, help="e.g. 0 1 2")
+    sweep.add_argument("--rounds", default=None, help="pruning rounds after the dense network")
+    sweep.add_argument("--iterations", default=None, help="training iterations per run")
     sweep.add_argument("--mask1", nargs="+", default=["rewind"], help="mask-1 action(s)")
     sweep.add_argument("--mask0", nargs="+", default=["zero"], help="mask-0 action(s)")
     sweep.add_argument("--precision", default="fp32", help="fp32 (the paper's) or bf16")
@@ -69,15 +134,28 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--cache", default=None, help="state cache folder (default $LTH_CACHE)")
     sweep.add_argument("--data", default=None, help="dataset root (default $LTH_DATA)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="write records into the committed store from a tree with uncommitted changes",
+    )
     sweep.set_defaults(func=_sweep)
     sub.add_parser("list", help="what the library knows").set_defaults(func=_list)
+    check = sub.add_parser("verify", help="re-make records alone and compare them bit for bit")
+    check.add_argument("keys", nargs="*", metavar="KEY", help="record keys (default: a sample)")
+    check.add_argument("--sample", default="3", help="how many records to draw (default 3)")
+    check.add_argument("--seed", default="0", help="seed of the draw (default 0)")
+    check.add_argument("--max-minutes", default=None, help="skip records that would not fit")
+    check.add_argument("--runs", default=None, help="run store folder (default $LTH_RUNS)")
+    check.add_argument("--cache", default=None, help="state cache folder (default $LTH_CACHE)")
+    check.add_argument("--data", default=None, help="dataset root (default $LTH_DATA)")
+    check.set_defaults(func=_verify)
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except (ValueError, FileNotFoundError) as error:  # bad input or missing data: say what
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":
