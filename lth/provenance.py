@@ -56,7 +56,7 @@ def code_identity() -> tuple[str | None, bool | None]:
     commit = _git("rev-parse", "HEAD")
     if commit is None:
         return None, None
-    status = _git("status", "--porcelain", "--", ".", ":(exclude)data/runs")
+    status = _git("status", "--porcelain", "--", ":(top)", ":(top,exclude)data/runs")
     return commit.strip() or None, None if status is None else bool(status.strip())
 
 
