@@ -14,6 +14,7 @@ per-round tensors go to the state cache, so an interrupted sweep resumes at the 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -38,7 +39,17 @@ from .supermask import (
     treated_weights,
     untrained_supermask_accuracy,
 )
-from .train import PROTOCOLS, Protocol, check_precision, dataset_on, train_population
+from .train import (
+    PROTOCOLS,
+    Checkpoint,
+    Protocol,
+    check_precision,
+    dataset_on,
+    train_population,
+)
+
+#: Seconds between a training population's checkpoints (see lth.train.Checkpoint).
+CHECKPOINT_EVERY_S = 300.0
 
 #: Training model-samples/s measured on the 2-core development CPU (fp32), for estimates.
 RATE_HINT = {"fc": 50_000, "conv2": 450, "conv4": 250, "conv6": 160}
@@ -311,9 +322,18 @@ def run_sweep(
     log: Callable[[str], None] = print,
     keep_state: bool = False,
     allow_dirty: bool | None = None,
+    max_population: int | None = None,
+    deadline: float | None = None,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> pd.DataFrame:
     """Make sure rounds 0..``rounds`` of every chain are in the store, training what is missing
-    one population per round, and return them as a tidy DataFrame (see :func:`sweep_frame`).
+    one population per round (of at most ``max_population`` members), and return them as a
+    tidy DataFrame (see :func:`sweep_frame`).
+
+    A population saves a checkpoint in the cache every ``checkpoint_every_s`` seconds, so an
+    interrupted sweep resumes mid-round; with a ``deadline`` (a ``time.time()`` value) training
+    stops at the first evaluation point after it, checkpointed, with
+    :class:`lth.train.DeadlineReached`.
 
     ``keep_state`` also retrains a last round whose record exists but whose tensors the state
     cache lost (the untrained supermasks need the dense runs' final weights). Keys first assume
@@ -357,6 +377,35 @@ def run_sweep(
 
     store.clean()
     cache.clean()
+    context = _Round(
+        store, cache, data, protocol, device, progress, rounds, deadline, checkpoint_every_s
+    )
+    try:
+        _sweep_rounds(context, chains, plan, keep_state, max_population, log)
+    finally:
+        clean_checkpoints(cache, store)
+    return sweep_frame(chains, rounds, store)
+
+
+@dataclass(frozen=True)
+class _Round:
+    """What training any population of a sweep needs besides its members."""
+
+    store: RunStore
+    cache: StateCache
+    data: Dataset
+    protocol: Protocol
+    device: str
+    progress: bool
+    rounds: int
+    deadline: float | None
+    checkpoint_every_s: float
+
+
+def _sweep_rounds(context: _Round, chains, plan, keep_state, max_population, log) -> None:
+    """The round loop of :func:`run_sweep`: each round's missing runs, claimed and trained in
+    populations of at most ``max_population``, or waited for if another process has them."""
+    store, cache, rounds = context.store, context.cache, context.rounds
     states: dict[str, dict] = {}
     for r in range(rounds + 1):
         members: dict[str, Chain] = {}
@@ -372,21 +421,20 @@ def run_sweep(
         while members:  # other processes may hold some of this round's runs: wait for them
             mine, locks, others = _claim(members, store, cache, wants_state)
             if mine:
+                size = max_population or len(mine)
+                groups = [list(mine.items())[i : i + size] for i in range(0, len(mine), size)]
                 try:
                     with Heartbeat(locks):
-                        trained = _train_round(
-                            mine, r, rounds, states, cache, store, data, protocol, device, progress
-                        )
+                        for group in groups:
+                            new_states.update(_train_round(context, dict(group), r, states))
                 finally:
                     for lock in locks:
                         lock.release()
-                new_states.update(trained)
             members = others
             if members:
                 log(f"round {r}: waiting for {len(members)} run(s) another process is training")
                 time.sleep(LOCK_POLL_S)
         states = new_states
-    return sweep_frame(chains, rounds, store)
 
 
 #: Seconds between looks at runs another process is training.
@@ -416,9 +464,11 @@ def _claim(members: dict[str, Chain], store: RunStore, cache: StateCache, wants_
     return mine, locks, others
 
 
-def _train_round(members, r, rounds, states, cache, store, data, protocol, device, progress):
-    """Train ``members`` (run key -> chain) at round ``r`` as one population; write their
-    states to the cache and their records to the store; return their states."""
+def _train_round(context: _Round, members: dict[str, Chain], r: int, states: dict) -> dict:
+    """Train ``members`` (run key -> chain) at round ``r`` as one population, checkpointed in
+    the cache; write their states to the cache and their records to the store; return their
+    states."""
+    store, cache, data, device = context.store, context.cache, context.data, context.device
     starts = []
     for chain in members.values():
         previous = None
@@ -431,17 +481,26 @@ def _train_round(members, r, rounds, states, cache, store, data, protocol, devic
     pop = Population.from_members(arch, [s[1] for s in starts], [s[2] for s in starts])
     pop = pop.to(device)
     order_seeds = [chain.seed for chain in members.values()]
+    fingerprint = hashlib.sha256(",".join(members).encode()).hexdigest()[:16]
+    folder = cache.root / "checkpoints"
+    checkpoint = Checkpoint(
+        folder / f"{fingerprint}.pt", fingerprint, context.checkpoint_every_s, context.deadline
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{fingerprint}.json").write_text(json.dumps(list(members)))  # see clean_checkpoints
     t0 = time.perf_counter()
     result = train_population(
         pop,
         data,
-        protocol,
+        context.protocol,
         order_seeds,
         precision=first.precision,
-        progress=progress,
-        desc=f"round {r}/{rounds}: {len(members)} run(s)",
+        progress=context.progress,
+        desc=f"round {r}/{context.rounds}: {len(members)} run(s)",
+        checkpoint=checkpoint,
     )
     wall = time.perf_counter() - t0
+    (folder / f"{fingerprint}.json").unlink(missing_ok=True)
     new_states = {}
     for i, (key, chain) in enumerate(members.items()):
         state = {
@@ -456,6 +515,20 @@ def _train_round(members, r, rounds, states, cache, store, data, protocol, devic
             record["result"]["state_sha256"] = state_digest(state)
             store.put(key, record)
     return new_states
+
+
+def clean_checkpoints(cache: StateCache, store: RunStore) -> None:
+    """Remove checkpoints of populations whose every member is recorded: left when a resumed
+    sweep grouped its runs otherwise (member independence makes any grouping give the same
+    records)."""
+    for members_file in (cache.root / "checkpoints").glob("*.json"):
+        try:
+            members = json.loads(members_file.read_text())
+        except ValueError:
+            members = []
+        if all(key in store for key in members):
+            members_file.with_suffix(".pt").unlink(missing_ok=True)
+            members_file.unlink(missing_ok=True)
 
 
 def state_digest(state: dict[str, list[torch.Tensor]]) -> str:

@@ -64,7 +64,7 @@ def _tmp_prefix(path: Path) -> str:
     return f".{path.name}~{HOST}~{os.getpid()}~"  # "~" is in no host name
 
 
-def _atomic_write(path: Path, write, *, once: bool = False) -> bool:
+def atomic_write(path: Path, write, *, once: bool = False) -> bool:
     """Write ``path`` atomically; with ``once``, only if it does not exist yet (returns False
     and writes nothing if it does)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -261,7 +261,7 @@ class RunStore:
         """Write ``record`` under ``key`` atomically, once: False (and nothing written) if a
         record is already there."""
         text = json.dumps(record, sort_keys=True, indent=1) + "\n"
-        return _atomic_write(self.path(key), lambda f: f.write(text.encode()), once=True)
+        return atomic_write(self.path(key), lambda f: f.write(text.encode()), once=True)
 
     def keys(self) -> Iterator[str]:
         return (p.stem for p in sorted(self.root.glob("*.json")))
@@ -304,7 +304,7 @@ class StateCache:
 
     def save(self, key: str, state: dict[str, list[torch.Tensor]]) -> None:
         cpu = {name: [t.detach().cpu().clone() for t in ts] for name, ts in state.items()}
-        _atomic_write(self.path(key), lambda f: torch.save(cpu, f))
+        atomic_write(self.path(key), lambda f: torch.save(cpu, f))
 
     def clean(self) -> list[Path]:
         """Remove temporary files of killed writes (see :func:`clean_temporary_files`)."""

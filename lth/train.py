@@ -29,8 +29,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +42,7 @@ from tqdm import tqdm
 
 from .data import Dataset, Split, to_float
 from .nets import Population, seeded_generator
+from .store import atomic_write
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,17 @@ class BatchOrder:
         self.member_group = torch.tensor([distinct.index(s) for s in order_seeds], device=device)
         self.perms: Tensor | None = None
 
+    def state(self) -> list[Tensor]:
+        """What resuming needs: every generator's state, then the current permutations."""
+        perms = [] if self.perms is None else [self.perms]
+        return [g.get_state() for g in self.generators] + perms
+
+    def restore(self, state: Sequence[Tensor]) -> None:
+        for g, saved in zip(self.generators, state, strict=False):
+            g.set_state(saved)
+        extra = list(state[len(self.generators) :])
+        self.perms = extra[0].to(self.device) if extra else None
+
     def indices(self, iteration: int) -> Tensor:
         """Training-set indices of every member's batch at ``iteration``, shape (K, B)."""
         step = iteration % self.per_epoch
@@ -238,6 +252,46 @@ def accuracy(pop: Population, split: Split, weights=None, biases=None, **kwargs)
     return loss_and_accuracy(pop, split, weights, biases, **kwargs)[1]
 
 
+class DeadlineReached(Exception):
+    """Training stopped at its deadline after saving a checkpoint; training the same population
+    again with the same :class:`Checkpoint` resumes where it stopped."""
+
+
+@dataclass
+class Checkpoint:
+    """Where and how often :func:`train_population` saves its state mid-training.
+
+    The state (weights, biases, Adam's moments and steps, the best-so-far weights and losses,
+    the validation curve, the batch order's permutation and generator states, the iteration) is
+    saved at an evaluation point at most every ``every_s`` seconds, and at the first evaluation
+    point after ``deadline`` (a ``time.time()`` value), where training then stops with
+    :class:`DeadlineReached`. A saved state is resumed only by a population with the same
+    ``fingerprint`` (its members and protocol); resuming gives, bit for bit, what training
+    without a stop would have. The file is removed when training completes."""
+
+    path: Path
+    fingerprint: str
+    every_s: float = 300.0
+    deadline: float | None = None
+
+    def load(self) -> dict | None:
+        try:
+            state = torch.load(self.path, weights_only=True)
+        except FileNotFoundError:
+            return None
+        except Exception:  # a damaged checkpoint costs only the time since the last one
+            self.path.unlink(missing_ok=True)
+            return None
+        return state if state.get("fingerprint") == self.fingerprint else None
+
+    def save(self, state: dict) -> None:
+        cpu = {
+            name: [t.detach().cpu().clone() for t in v] if isinstance(v, list) else v
+            for name, v in state.items()
+        }
+        atomic_write(self.path, lambda f: torch.save({**cpu, "fingerprint": self.fingerprint}, f))
+
+
 def train_population(
     pop: Population,
     data: Dataset,
@@ -247,6 +301,7 @@ def train_population(
     precision: str = "fp32",
     progress: bool = False,
     desc: str = "training",
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
     """Train every member of ``pop`` in place by the paper's protocol (PAPER.md section 3).
 
@@ -254,6 +309,8 @@ def train_population(
     mask-0 values on pruned ones. ``order_seeds[k]`` fixes member k's batch order.
     ``precision`` is one of :data:`PRECISIONS`; evaluations run in the same precision.
     Training runs on the device of ``pop.weights``; ``data`` is copied there once if needed.
+    With a ``checkpoint``, training resumes from its saved state and saves its own (see
+    :class:`Checkpoint`); it may then stop early with :class:`DeadlineReached`.
     """
     check_precision(precision)
     k = pop.size
@@ -292,18 +349,61 @@ def train_population(
             for best, current in zip(best_weights + best_biases, weights + biases, strict=True):
                 best[on_device] = current.detach()[on_device]
 
-    column = 0
+    column, start = 0, 0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        start, column = int(saved["iteration"]), int(saved["column"])
+        with torch.no_grad():
+            pairs = (
+                (weights + biases, saved["params"]),
+                (optimizer.exp_avg, saved["exp_avg"]),
+                (optimizer.exp_avg_sq, saved["exp_avg_sq"]),
+                (optimizer.steps, saved["steps"]),
+                (best_weights + best_biases, saved["best"]),
+                ([val_loss, best_loss, best_iteration], saved["curve"]),
+            )
+            for mine, theirs in pairs:
+                for tensor, value in zip(mine, theirs, strict=True):
+                    tensor.copy_(value)
+        order.restore(saved["order"])
+    last_save = time.monotonic()
+
+    def save_checkpoint(iteration: int) -> None:
+        checkpoint.save(
+            {
+                "iteration": iteration,
+                "column": column,
+                "params": weights + biases,
+                "exp_avg": optimizer.exp_avg,
+                "exp_avg_sq": optimizer.exp_avg_sq,
+                "steps": optimizer.steps,
+                "best": best_weights + best_biases,
+                "curve": [val_loss, best_loss, best_iteration],
+                "order": order.state(),
+            }
+        )
+
     interactive = sys.stderr.isatty()  # in a notebook or a log: a line a minute, not a stream
     bar = tqdm(
-        range(protocol.iterations),
+        range(start, protocol.iterations),
         desc=desc,
         disable=not progress,
         mininterval=1 if interactive else 60,
+        initial=start,
+        total=protocol.iterations,
     )
     for iteration in bar:
         if iteration == evaluation_points[column]:
             evaluate(column, iteration)
             column += 1
+            if checkpoint is not None and iteration > start:
+                late = checkpoint.deadline is not None and time.time() >= checkpoint.deadline
+                if late or time.monotonic() - last_save >= checkpoint.every_s:
+                    save_checkpoint(iteration)
+                    last_save = time.monotonic()
+                if late:
+                    bar.close()
+                    raise DeadlineReached(f"{desc}: stopped at iteration {iteration:,}")
         idx = order.indices(iteration)
         with autocast(device, precision):
             logits = pop.forward(to_float(train_x[idx]), weights, biases)
@@ -315,6 +415,8 @@ def train_population(
             w.grad.mul_(m)
         optimizer.step()
     evaluate(column, protocol.iterations)
+    if checkpoint is not None:
+        checkpoint.path.unlink(missing_ok=True)
 
     final_weights = [w.detach() for w in weights]
     final_biases = [b.detach() for b in biases]

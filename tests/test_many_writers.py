@@ -19,6 +19,7 @@ import torch
 from lth import store as store_module
 from lth.experiments import Chain, run_sweep
 from lth.store import DamagedFileWarning, RunStore, StateCache
+from lth.train import DeadlineReached
 
 TESTS = Path(__file__).resolve().parent
 CHAINS = [Chain("fc", s, c, iterations=300) for s in (0, 1) for c in ("large_final", "random")]
@@ -36,10 +37,10 @@ from lth.store import RunStore, StateCache
 data = make_tiny_data()
 experiments.load_dataset = lambda name, root=None, **kwargs: data
 original = experiments._train_round
-def logged(members, *args, **kwargs):
+def logged(context, members, *args, **kwargs):
     with open({log!r}, "a") as f:
         f.write(json.dumps(sorted(members)) + "\\n")
-    return original(members, *args, **kwargs)
+    return original(context, members, *args, **kwargs)
 experiments._train_round = logged
 chains = [experiments.Chain("fc", s, c, iterations=300) for s in (0, 1)
           for c in ("large_final", "random")]
@@ -194,3 +195,21 @@ def test_warnings_do_not_hide_damaged_files_as_errors(tmp_path):
         warnings.simplefilter("always")
         assert runs.get("k") is None
     assert any(issubclass(w.category, DamagedFileWarning) for w in caught)
+
+
+def test_a_sweep_stopped_at_its_deadline_resumes_mid_round_to_the_same_records(
+    patched_data, tmp_path
+):
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    sweep_here(whole, patched_data)
+    kwargs = dict(
+        store=RunStore(stopped / "runs"), cache=StateCache(stopped / "cache"), progress=False
+    )
+    for _ in range(3):  # three sittings stop mid-round, each within 100 iterations
+        with pytest.raises(DeadlineReached):
+            run_sweep(CHAINS, ROUNDS, deadline=time.time(), log=lambda m: None, **kwargs)
+        (saved,) = (stopped / "cache" / "checkpoints").glob("*.pt")
+    run_sweep(CHAINS, ROUNDS, max_population=3, log=lambda m: None, **kwargs)
+    assert results(stopped) == results(whole)
+    assert not list((stopped / "cache" / "checkpoints").glob("*.pt"))
+    assert not list((stopped / "runs" / ".locks").glob("*.lock"))  # released at each stop

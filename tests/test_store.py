@@ -60,7 +60,7 @@ def test_failed_atomic_write_keeps_the_old_file_and_no_temporary(tmp_path):
         raise RuntimeError("killed mid-write")
 
     with pytest.raises(RuntimeError):
-        store_module._atomic_write(runs.path("k"), broken_write)
+        store_module.atomic_write(runs.path("k"), broken_write)
     assert runs.get("k") == {"old": True}
     assert [p.name for p in tmp_path.iterdir()] == ["k.json"]
 
