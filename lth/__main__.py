@@ -4,6 +4,7 @@ python -m lth sweep --profile mid                     # Figure 3 on FC, committe
 python -m lth sweep --profile smoke --criteria large_final random --seeds 0 1
 python -m lth list                                    # networks, criteria, actions, profiles
 python -m lth verify --sample 3                       # re-make 3 committed records, bit for bit
+python -m lth campaign --dry-run                      # the paper-scale plan and its cost
 """
 
 from __future__ import annotations
@@ -117,6 +118,35 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if counts["ok"] else 3
 
 
+def _campaign(args: argparse.Namespace) -> int:
+    """Exit status 0 when every target is complete, 4 when the deadline stopped the campaign
+    (the normal end of a sitting), 2 for bad input."""
+    from .campaign import campaign_plan, get_targets, parse_deadline, run_campaign
+
+    targets = get_targets(args.only)
+    folders = check_environment(args.runs, args.cache, args.data)
+    store, cache = RunStore(folders["runs"]), StateCache(folders["cache"])
+    if args.dry_run:
+        plans = campaign_plan(targets, store, cache)
+        for plan in plans:
+            print(plan.line())
+        hours = sum(p.hours for p in plans)
+        print(f"in all: {sum(p.to_train for p in plans):,} runs to train, about {hours:,.1f} h")
+        return 0
+    hours = None if args.hours is None else _number("--hours", args.hours)
+    deadline = parse_deadline(args.until, hours)
+    done = run_campaign(
+        targets,
+        deadline,
+        store=store,
+        cache=cache,
+        data_root=args.data,
+        progress=not args.quiet,
+        allow_dirty=args.allow_dirty or None,
+    )
+    return 0 if done else 4
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m lth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--cache", default=None, help="state cache folder (default $LTH_CACHE)")
     check.add_argument("--data", default=None, help="dataset root (default $LTH_DATA)")
     check.set_defaults(func=_verify)
+    camp = sub.add_parser("campaign", help="train the paper-scale runs the book wants, in order")
+    camp.add_argument("--until", default=None, metavar="HH:MM", help="stop at this time today")
+    camp.add_argument("--hours", default=None, metavar="H", help="stop after H hours")
+    camp.add_argument("--only", nargs="+", default=None, metavar="NAME", help="these targets")
+    camp.add_argument("--dry-run", action="store_true", help="print the plan and its cost")
+    camp.add_argument("--runs", default=None, help="run store folder (default $LTH_RUNS)")
+    camp.add_argument("--cache", default=None, help="state cache folder (default $LTH_CACHE)")
+    camp.add_argument("--data", default=None, help="dataset root (default $LTH_DATA)")
+    camp.add_argument("--quiet", action="store_true", help="no progress bar")
+    camp.add_argument("--allow-dirty", action="store_true", help="see sweep --allow-dirty")
+    camp.set_defaults(func=_campaign)
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0

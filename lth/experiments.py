@@ -263,6 +263,33 @@ def _plan(
     return plan
 
 
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep would do now: per round, the distinct runs it covers, those without a
+    record, and those it would train (missing ones, plus finished ones whose state a later
+    round needs and the cache lacks)."""
+
+    runs: list[set[str]]
+    missing: list[set[str]]
+    to_train: list[set[str]]
+
+    def count(self, part: str) -> int:
+        return sum(len(keys) for keys in getattr(self, part))
+
+
+def sweep_plan(
+    chains: Sequence[Chain], rounds: int, store: RunStore, cache: StateCache
+) -> SweepPlan:
+    """The :class:`SweepPlan` of ``run_sweep(chains, rounds)`` on the official data."""
+    plan = _plan(chains, rounds, store, cache, False)
+    per_round = [[(c, c.run_key(r)) for c in chains] for r in range(rounds + 1)]
+    return SweepPlan(
+        runs=[{key for _, key in pairs} for pairs in per_round],
+        missing=[{key for _, key in pairs if key not in store} for pairs in per_round],
+        to_train=[{key for c, key in pairs if plan[c][r]} for r, pairs in enumerate(per_round)],
+    )
+
+
 def _start_state(chain: Chain, round_: int, previous: dict | None):
     """``chain``'s starting values, the tensor to train and the mask at ``round_``, from its
     previous round's state (PAPER.md section 1)."""

@@ -1,0 +1,91 @@
+"""The campaign (issue "The paper at full scale"): its plan, its deadline and its restart."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_many_writers import results
+
+from lth import campaign
+from lth.__main__ import main
+from lth.campaign import Target, campaign_plan, parse_deadline, run_campaign
+from lth.experiments import resolve_settings
+from lth.store import RunStore, StateCache
+
+#: Two small targets in the shape of the real ones: a Figure 3 part, then a Figure 4 part.
+SMALL = (
+    Target(
+        "small-fig3",
+        "2 criteria x 2 seeds x 2 rounds",
+        (resolve_settings("smoke", "fc", ["large_final", "random"], [0, 1], 2, 300),),
+    ),
+    Target(
+        "small-fig4",
+        "2 mask-1 actions, seed 0, 2 rounds",
+        (
+            resolve_settings(
+                "smoke", "fc", ["large_final"], [0], 2, 300, mask1=["rewind", "reinit"]
+            ),
+        ),
+    ),
+)
+
+
+def folders(root):
+    return dict(store=RunStore(root / "runs"), cache=StateCache(root / "cache"))
+
+
+def test_the_plan_says_what_exists_and_what_it_costs(patched_data, tmp_path):
+    quiet = dict(progress=False, log=lambda message: None)
+    plans = campaign_plan(SMALL, **folders(tmp_path))
+    assert [(p.runs, p.present, p.to_train) for p in plans] == [(2 + 4 + 4, 0, 10), (5, 0, 5)]
+    assert all(p.hours > 0 and p.rate_source == "development CPU's hint" for p in plans)
+    run_campaign(SMALL[:1], time.time() + 3600, **folders(tmp_path), **quiet)
+    plans = campaign_plan(SMALL, **folders(tmp_path))
+    assert [(p.present, p.to_train, p.rounds_complete) for p in plans] == [(10, 0, 3), (3, 2, 1)]
+    assert plans[0].rate_source == "measured, median of 10 records"  # the rate of its records
+    assert "round 0 complete" in plans[1].line()
+
+
+def test_a_campaign_stopped_by_its_deadline_and_restarted_writes_the_same_records(
+    patched_data, tmp_path
+):
+    quiet = dict(progress=False, log=lambda message: None)
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert run_campaign(SMALL, time.time() + 3600, **folders(whole), **quiet)
+    sittings = 0
+    while not run_campaign(SMALL, time.time() + 0.2, **folders(stopped), **quiet):
+        sittings += 1  # each sitting stops within 100 iterations, checkpointed
+        assert sittings < 50
+    assert sittings >= 3
+    assert results(stopped) == results(whole)
+
+
+def test_the_dry_run_of_a_fresh_clone_prints_every_target(tmp_path, capsys):
+    args = ["campaign", "--dry-run", "--runs", str(tmp_path / "runs")]
+    assert main([*args, "--cache", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    for target in campaign.TARGETS:
+        assert target.name in out
+    assert "fc-fig3                      0 of 1,085 runs" in out and "in all:" in out
+
+
+def test_deadlines():
+    now = time.mktime((2026, 12, 1, 9, 30, 0, 0, 0, -1))
+    assert parse_deadline(None, 1.5, now) == now + 5400
+    assert parse_deadline("10:45", None, now) == now + 75 * 60
+    for until, hours, message in [
+        ("09:00", None, "has passed"),
+        ("25:00", None, "expected a time HH:MM"),
+        (None, None, "exactly one"),
+        ("10:00", 1.0, "exactly one"),
+        (None, 0, "> 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_deadline(until, hours, now)
+
+
+def test_unknown_targets_are_named(capsys, tmp_path):
+    assert main(["campaign", "--dry-run", "--only", "fig3", "--runs", str(tmp_path)]) == 2
+    assert "unknown campaign target 'fig3'; accepted: fc-fig3" in capsys.readouterr().err
