@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from .actions import get_mask0_action, get_mask1_action, next_round_start
+from .chains import ChainSteps, apply_step, make_step, start_digest
 from .criteria import FIGURE3_CRITERIA, get_criterion, prune_layerwise
 from .data import Dataset, load_dataset, test_set_tag
 from .nets import Population, get_architecture, initial_weights, percent_remaining
@@ -250,15 +251,20 @@ def _plan(
     chains: Sequence[Chain], rounds: int, store: RunStore, cache: StateCache, keep_state: bool
 ):
     """For every chain, which rounds must be trained: missing records, plus earlier rounds whose
-    cached state a later missing round needs and the cache no longer has (and the last round,
-    if ``keep_state`` asks for its state and the cache lacks it)."""
+    state a later missing round needs when neither the cache nor the committed chain steps can
+    give it (and the last round, if ``keep_state`` asks for its tensors and the cache lacks
+    them: the supermasks need final weights, which steps do not hold)."""
+    steps = chain_steps(store)
     plan = {}
     for chain in chains:
         need = [False] * (rounds + 1)
         for r in range(rounds, -1, -1):
             key = chain.run_key(r)
-            next_needs_state = need[r + 1] if r < rounds else keep_state
-            need[r] = key not in store or (next_needs_state and key not in cache)
+            if r < rounds:
+                lacks = need[r + 1] and not steps.available(chain, r + 1)
+            else:
+                lacks = keep_state
+            need[r] = key not in store or (lacks and key not in cache)
         plan[chain] = need
     return plan
 
@@ -290,15 +296,31 @@ def sweep_plan(
     )
 
 
-def _start_state(chain: Chain, round_: int, previous: dict | None):
-    """``chain``'s starting values, the tensor to train and the mask at ``round_``, from its
-    previous round's state (PAPER.md section 1)."""
+def round_step(chain: Chain, round_: int, previous: dict | None, steps: ChainSteps):
+    """The round step of PAPER.md section 1: ``chain``'s starting values, the tensor to train
+    and the mask at ``round_``, from its previous round's state (the mask criterion on its
+    start, final weights and mask, then the mask-1 and mask-0 actions).
+
+    The step between the rounds is committed (:mod:`lth.chains`): made and saved the first
+    time, applied (and checked against its digest) afterwards, and without ``previous``
+    tensors the start is rebuilt from the seed's initial weights and the committed steps."""
     arch = get_architecture(chain.net)
     if round_ == 0:
         weights = initial_weights(arch, chain.seed)
         return weights, weights, [torch.ones(layer.shape) for layer in arch.layers]
     key = chain.run_key(round_)
+    if previous is None:
+        rebuilt = steps.rebuild(chain, round_, initial_weights(arch, chain.seed))
+        if rebuilt is None:
+            raise RuntimeError(f"{chain}, round {round_}: no cached state and no committed steps")
+        return rebuilt
     w_start, w_final, mask = previous["w_start"], previous["w_final"], previous["mask"]
+    step = steps.load(key)
+    if step is not None:
+        start = apply_step(chain, round_, w_start, mask, step)
+        if start_digest(*start) != step.start_sha256:
+            raise ValueError(f"{steps.path(key)} does not give this chain's start ({chain})")
+        return start
     rates = [layer.rate for layer in arch.layers]
     criterion = get_criterion(chain.criterion)
     new_mask = prune_layerwise(mask, w_start, w_final, criterion, rates, _generator(key, "prune"))
@@ -311,7 +333,14 @@ def _start_state(chain: Chain, round_: int, previous: dict | None):
         ),
         strict=True,
     )
-    return list(starts), list(trained), new_mask
+    start = list(starts), list(trained), new_mask
+    steps.save(key, make_step(chain, w_start, w_final, mask, new_mask, start))
+    return start
+
+
+def chain_steps(store: RunStore) -> ChainSteps:
+    """The committed chain steps that go with ``store``'s records: ``<store>/chains/``."""
+    return ChainSteps(store.root / "chains")
 
 
 def _record(chain, round_, member, result, pop, wall, device, population, data) -> dict:
@@ -461,7 +490,19 @@ def _sweep_rounds(context: _Round, chains, plan, keep_state, max_population, log
             if members:
                 log(f"round {r}: waiting for {len(members)} run(s) another process is training")
                 time.sleep(LOCK_POLL_S)
+        _commit_steps(chains, r, new_states, store)
         states = new_states
+
+
+def _commit_steps(chains: Sequence[Chain], r: int, states: dict, store: RunStore) -> None:
+    """Save, for every chain whose round ``r`` this process trained, the step to its round
+    r+1 (:mod:`lth.chains`), so that the chain can go on from committed files even if the
+    sweep stops here and the cache is lost."""
+    steps = chain_steps(store)
+    for chain in chains:
+        state = states.get(chain.run_key(r))
+        if state is not None and chain.run_key(r + 1) not in steps:
+            round_step(chain, r + 1, state, steps)
 
 
 #: Seconds between looks at runs another process is training.
@@ -502,7 +543,7 @@ def _train_round(context: _Round, members: dict[str, Chain], r: int, states: dic
         if r > 0:
             prev_key = chain.run_key(r - 1)
             previous = states.get(prev_key) or cache.load(prev_key)
-        starts.append(_start_state(chain, r, previous))
+        starts.append(round_step(chain, r, previous, chain_steps(store)))
     first = next(iter(members.values()))
     arch = get_architecture(first.net)
     pop = Population.from_members(arch, [s[1] for s in starts], [s[2] for s in starts])

@@ -4,9 +4,9 @@ A record promises that its spec fixes its result on the same machine type and th
 (DESIGN.md, "Runs, results and caching"). :func:`verify_record` keeps that promise honest: it
 re-trains the run alone, in a scratch store, and compares key, spec and every result field with
 the record. A pruned round needs its chain's previous state: it is taken from the state cache
-when the cache's tensors carry the previous record's ``state_sha256``, and otherwise rebuilt by
-re-training the chain's earlier rounds, as a sweep does. Supermask records re-use their dense
-run the same way.
+when the cache's tensors carry the previous record's ``state_sha256``, and otherwise rebuilt
+from the chain's committed steps (:mod:`lth.chains`), or else by re-training the
+chain's earlier rounds, as a sweep does. Supermask records re-use their dense run the same way.
 
 Records made before members were trained independently of their population (provenance
 without ``population``) cannot be re-made bit for bit; :func:`verifiable` leaves them out of
@@ -30,6 +30,7 @@ from .experiments import (
     LEARNED_EPOCH_HINT_S,
     RATE_HINT,
     Chain,
+    chain_steps,
     learned_supermask_sweep,
     resolve_settings,
     run_sweep,
@@ -121,6 +122,22 @@ def _seed_scratch(store, cache, key: str, scratch_store, scratch_cache) -> bool:
     return True
 
 
+def _seed_steps(store: RunStore, chain: Chain, round_: int, scratch_store: RunStore) -> bool:
+    """Copy the chain's committed steps to ``round_`` and its earlier records into the scratch
+    store if all are there, so that the round starts from the committed steps (themselves
+    checked against their digests) instead of re-training the earlier rounds."""
+    steps, scratch_steps = chain_steps(store), chain_steps(scratch_store)
+    earlier = [chain.run_key(r) for r in range(round_)]
+    if not steps.available(chain, round_) or not all(key in store for key in earlier):
+        return False
+    scratch_steps.root.mkdir(parents=True, exist_ok=True)
+    for r in range(1, round_ + 1):
+        shutil.copyfile(steps.path(chain.run_key(r)), scratch_steps.path(chain.run_key(r)))
+    for key in earlier:
+        scratch_store.put(key, store.get(key))
+    return True
+
+
 def estimate_minutes(record: dict, store: RunStore, cache: StateCache) -> float:
     """About how long re-making ``record`` takes on the development CPU."""
     spec = record["spec"]
@@ -135,7 +152,7 @@ def estimate_minutes(record: dict, store: RunStore, cache: StateCache) -> float:
     chain, round_ = chain_of(spec)
     rounds = 1
     if round_ > 0 and not _valid_state(store, cache, chain.run_key(round_ - 1)):
-        rounds = round_ + 1
+        rounds = 1 if chain_steps(store).available(chain, round_) else round_ + 1
     protocol = chain.protocol
     samples = rounds * protocol.iterations * protocol.batch_size
     return samples / RATE_HINT.get(chain.net, RATE_HINT["fc"]) / 60 * EVALUATION_OVERHEAD
@@ -155,8 +172,10 @@ def remake(
     quiet: dict = {"progress": False, "log": lambda message: None, "data_root": data_root}
     if kind(record) == "run":
         chain, round_ = chain_of(spec)
-        if round_ > 0:
-            _seed_scratch(store, cache, chain.run_key(round_ - 1), out, out_cache)
+        if round_ > 0 and not _seed_scratch(
+            store, cache, chain.run_key(round_ - 1), out, out_cache
+        ):
+            _seed_steps(store, chain, round_, out)
         run_sweep([chain], round_, store=out, cache=out_cache, **quiet)
     elif kind(record) == "learned_supermask":
         run = LearnedSupermask(**{k: v for k, v in spec.items() if k != "kind"})
