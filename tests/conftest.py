@@ -40,6 +40,20 @@ def make_tiny_data() -> Dataset:
     )
 
 
+def make_tiny_cifar(n_train: int, n_val: int, n_test: int, seed: int) -> Dataset:
+    """CIFAR-shaped uint8 images (N, 3, 32, 32): noise plus a fixed random template per class,
+    so a conv net learns it in a few dozen steps."""
+    g = torch.Generator().manual_seed(seed)
+    templates = (torch.rand(10, 3, 32, 32, generator=g) < 0.3).to(torch.uint8) * 127
+
+    def split(n: int) -> Split:
+        y = torch.randint(0, 10, (n,), generator=g)
+        x = torch.randint(0, 128, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+        return Split(x + templates[y], y)
+
+    return Dataset("tiny-cifar", split(n_train), split(n_val), split(n_test), 10)
+
+
 @pytest.fixture(scope="session")
 def tiny_data() -> Dataset:
     """See :func:`make_tiny_data`."""

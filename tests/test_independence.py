@@ -8,8 +8,9 @@ import time
 
 import pytest
 import torch
+from conftest import make_tiny_cifar
 
-from lth.data import Dataset, Split
+from lth.data import Dataset
 from lth.nets import Population, get_architecture, initial_weights
 from lth.supermask import LearnedSupermask, train_learned_supermasks
 from lth.train import Checkpoint, DeadlineReached, Protocol, train_population
@@ -37,15 +38,7 @@ def _members(net: str, seeds: list[int]) -> Population:
 @pytest.fixture(scope="module")
 def tiny_cifar_conv2() -> Dataset:
     """40 / 20 / 20 CIFAR-shaped images with class templates, for the real Conv2 shapes."""
-    g = torch.Generator().manual_seed(7)
-    templates = (torch.rand(10, 3, 32, 32, generator=g) < 0.3).to(torch.uint8) * 127
-
-    def split(n: int) -> Split:
-        y = torch.randint(0, 10, (n,), generator=g)
-        x = torch.randint(0, 128, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
-        return Split(x + templates[y], y)
-
-    return Dataset("tiny-cifar", split(40), split(20), split(20), 10)
+    return make_tiny_cifar(40, 20, 20, seed=7)
 
 
 def _assert_member_equal(alone, j: int, other, i: int) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_experiments import sweep
 
 from lth import store as store_module
 from lth.experiments import Chain, run_sweep
@@ -72,14 +73,7 @@ def results(root: Path) -> dict[str, dict]:
 
 
 def sweep_here(root: Path, data) -> None:
-    run_sweep(
-        CHAINS,
-        ROUNDS,
-        store=RunStore(root / "runs"),
-        cache=StateCache(root / "cache"),
-        progress=False,
-        log=lambda message: None,
-    )
+    sweep(CHAINS, ROUNDS, root)
 
 
 def test_a_killed_sweep_resumed_writes_the_records_of_an_uninterrupted_one(patched_data, tmp_path):

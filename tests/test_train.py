@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import make_tiny_cifar
 
-from lth.data import Dataset, Split
+from lth.data import Dataset
 from lth.nets import Architecture, Layer, Population, get_architecture, initial_weights
 from lth.train import PRECISIONS, PROTOCOLS, BatchOrder, Protocol, dataset_on, train_population
 
@@ -166,17 +167,8 @@ SMALL_CONV = Architecture(
 
 @pytest.fixture(scope="module")
 def tiny_cifar() -> Dataset:
-    """300 / 60 / 60 CIFAR-shaped uint8 images (N, 3, 32, 32): noise plus a fixed random
-    template per class, so a conv net learns it in a few dozen steps."""
-    g = torch.Generator().manual_seed(99)
-    templates = (torch.rand(10, 3, 32, 32, generator=g) < 0.3).to(torch.uint8) * 127
-
-    def split(n: int) -> Split:
-        y = torch.randint(0, 10, (n,), generator=g)
-        x = torch.randint(0, 128, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
-        return Split(x + templates[y], y)
-
-    return Dataset("tiny-cifar", split(300), split(60), split(60), 10)
+    """300 / 60 / 60 CIFAR-shaped images (see conftest.make_tiny_cifar)."""
+    return make_tiny_cifar(300, 60, 60, seed=99)
 
 
 def conv_population(seeds, arch=SMALL_CONV) -> Population:
