@@ -647,10 +647,19 @@ def describe_runs(frame: pd.DataFrame, store: RunStore) -> str:
     versions = ", ".join(sorted({r["provenance"]["torch"] for r in records}))
     commits = ", ".join(sorted({(r["provenance"]["git_commit"] or "?")[:7] for r in records}))
     tests = ", ".join(f"{int(n):,}" for n in sorted(frame["n_test"].unique()))
+    legacy = sum("population" not in r["provenance"] for r in records)
+    remakeable = (
+        f"{legacy} of them made before members trained independently of their population "
+        "(their numbers depend on their companions, so `python -m lth verify` cannot re-make "
+        "them bit for bit; the others it can)"
+        if legacy
+        else "every one re-makeable bit for bit (`python -m lth verify`)"
+    )
     return (
         f"{len(records)} distinct runs ({len(frame)} rows: the dense runs are shared by every "
         f"chain of a seed)\ntrained on {devices} with torch {versions}, code {commits}: "
-        f"{wall / 3600:.2f} h of training wall time in all\ntest images per run: {tests}"
+        f"{wall / 3600:.2f} h of training wall time in all\ntest images per run: {tests}\n"
+        f"{remakeable}"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -221,6 +222,14 @@ def test_describe_runs_reports_provenance(patched_data, tmp_path):
     text = experiments.describe_runs(frame, RunStore(tmp_path / "runs"))
     assert text.startswith("3 distinct runs (4 rows")
     assert "torch" in text and "test images per run: 100" in text
+    assert "every one re-makeable bit for bit" in text
+    store = RunStore(tmp_path / "runs")
+    legacy = store.get(chains[1].run_key(1))
+    del legacy["provenance"]["population"]  # as made before member independence
+    store.path(chains[1].run_key(1)).write_text(json.dumps(legacy))
+    assert "1 of them made before members trained independently" in experiments.describe_runs(
+        frame, store
+    )
 
 
 def _fail(*args, **kwargs):
