@@ -17,7 +17,7 @@ from .criteria import CRITERIA
 from .experiments import PROFILES, resolve_settings, run_sweep
 from .nets import ARCHITECTURES
 from .parameters import check_environment, check_value
-from .store import RunStore, StateCache
+from .store import LegacyRemake, RunStore, StateCache
 
 #: The kind of each ``sweep`` option (lth.parameters), all checked before any work.
 SWEEP_KINDS = {
@@ -57,7 +57,7 @@ def _sweep(args: argparse.Namespace) -> None:
     frame = run_sweep(
         settings.chains(),
         settings.rounds,
-        store=RunStore(folders["runs"]),
+        store=(LegacyRemake if args.remake_legacy else RunStore)(folders["runs"]),
         cache=StateCache(folders["cache"]),
         data_root=args.data,
         progress=not args.quiet,
@@ -164,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--cache", default=None, help="state cache folder (default $LTH_CACHE)")
     sweep.add_argument("--data", default=None, help="dataset root (default $LTH_DATA)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument(
+        "--remake-legacy",
+        action="store_true",
+        help="train again the records made before member independence, replacing them",
+    )
     sweep.add_argument(
         "--allow-dirty",
         action="store_true",

@@ -29,7 +29,7 @@ from .data import Dataset, load_dataset, test_set_tag
 from .nets import Population, get_architecture, initial_weights, percent_remaining
 from .nets import seeded_generator as _generator
 from .provenance import check_clean_tree, code_identity, provenance
-from .store import Heartbeat, RunStore, StateCache, spec_key
+from .store import Heartbeat, RunStore, StateCache, is_legacy, spec_key
 from .supermask import (
     SUPERMASK_LEVELS,
     TREATMENTS,
@@ -647,7 +647,7 @@ def describe_runs(frame: pd.DataFrame, store: RunStore) -> str:
     versions = ", ".join(sorted({r["provenance"]["torch"] for r in records}))
     commits = ", ".join(sorted({(r["provenance"]["git_commit"] or "?")[:7] for r in records}))
     tests = ", ".join(f"{int(n):,}" for n in sorted(frame["n_test"].unique()))
-    legacy = sum("population" not in r["provenance"] for r in records)
+    legacy = sum(is_legacy(r) for r in records)
     remakeable = (
         f"{legacy} of them made before members trained independently of their population "
         "(their numbers depend on their companions, so `python -m lth verify` cannot re-make "

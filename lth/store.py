@@ -275,6 +275,33 @@ class RunStore:
         return clean_temporary_files(self.root) if self.root.is_dir() else []
 
 
+def is_legacy(record: dict) -> bool:
+    """Whether ``record`` was made before members trained independently of their population
+    (its provenance names no population): its numbers depend on its companions, so it cannot
+    be re-made bit for bit."""
+    return "population" not in record.get("provenance", {})
+
+
+class LegacyRemake(RunStore):
+    """A store as a sweep that re-makes legacy records sees it (:func:`is_legacy`): a legacy
+    record counts as absent, so it is trained again, and its re-made twin replaces it
+    atomically. Every other record is untouched, and the legacy one stays until its
+    replacement is written, so a stopped remake leaves a complete store."""
+
+    def _legacy(self, key: str) -> bool:
+        record = RunStore.get(self, key)
+        return record is not None and is_legacy(record)
+
+    def __contains__(self, key: str) -> bool:
+        return super().__contains__(key) and not self._legacy(key)
+
+    def put(self, key: str, record: dict) -> bool:
+        if not self._legacy(key):
+            return super().put(key, record)
+        text = json.dumps(record, sort_keys=True, indent=1) + "\n"
+        return atomic_write(self.path(key), lambda f: f.write(text.encode()))
+
+
 class StateCache:
     """Per-run tensors (``{name: list of tensors}``) at ``<root>/<key>.pt``."""
 

@@ -37,7 +37,7 @@ from .experiments import (
     state_digest,
     untrained_supermask_sweep,
 )
-from .store import RunStore, StateCache
+from .store import RunStore, StateCache, is_legacy
 from .supermask import LearnedSupermask
 
 #: Extra cost of validation passes over the training itself, for estimates.
@@ -68,7 +68,7 @@ def kind(record: dict) -> str:
 
 def verifiable(record: dict) -> bool:
     """Whether the record was made by the member-independent engine (so can be re-made)."""
-    return "population" in record.get("provenance", {})
+    return not is_legacy(record)
 
 
 def chain_of(spec: dict) -> tuple[Chain, int]:

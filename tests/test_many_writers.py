@@ -207,3 +207,25 @@ def test_a_sweep_stopped_at_its_deadline_resumes_mid_round_to_the_same_records(
     assert results(stopped) == results(whole)
     assert not list((stopped / "cache" / "checkpoints").glob("*.pt"))
     assert not list((stopped / "runs" / ".locks").glob("*.lock"))  # released at each stop
+
+
+def test_legacy_records_are_remade_one_by_one_and_replaced(patched_data, tmp_path):
+    """A record made before member independence is trained again and replaced atomically;
+    every other record stays byte for byte."""
+    sweep_here(tmp_path, patched_data)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "runs").glob("*.json")}
+    store = RunStore(tmp_path / "runs")
+    key = CHAINS[1].run_key(2)
+    legacy = store.get(key)
+    made = legacy["result"]
+    del legacy["provenance"]["population"]
+    legacy["result"] = {**made, "test_accuracy": 0.5}  # as if made with other companions
+    store.path(key).write_text(json.dumps(legacy))
+    remake = store_module.LegacyRemake(tmp_path / "runs")
+    assert key not in remake and CHAINS[0].run_key(2) in remake
+    run_sweep(CHAINS, ROUNDS, store=remake, cache=StateCache(tmp_path / "cache"), progress=False)
+    assert store.get(key)["result"] == made and "population" in store.get(key)["provenance"]
+    after = {p.name: p.read_bytes() for p in (tmp_path / "runs").glob("*.json")}
+    assert {n: b for n, b in after.items() if n != f"{key}.json"} == {
+        n: b for n, b in before.items() if n != f"{key}.json"
+    }
