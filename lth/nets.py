@@ -339,12 +339,15 @@ class Population:
             h = x.reshape(1, x.shape[0], -1).expand(k, -1, -1)
         else:
             h = x.reshape(k, x.shape[1], -1)
+        rows = h.shape[1]
+        if rows == 1:  # one row is a matrix-vector product, whose rounding depends on where
+            h = torch.cat([h, torch.zeros_like(h)], dim=1)  # its member's slice lies: pad it
         last = len(weights) - 1
         for i in range(n_conv, len(weights)):
             h = torch.baddbmm(biases[i].unsqueeze(1), h, weights[i])
             if i < last:
                 h = torch.relu_(h)
-        return h
+        return h[:, :rows]
 
     def _conv_stack(self, h: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
         """One member's conv layers (PAPER.md section 2): a channels-last ``(B, C, H, W)`` batch
