@@ -32,7 +32,9 @@ from .experiments import (
     run_sweep,
     sweep_plan,
 )
+from .nets import get_architecture
 from .provenance import check_clean_tree
+from .sparse import estimated_speedup
 from .store import RunStore, StateCache
 from .train import DeadlineReached
 
@@ -115,13 +117,16 @@ def get_targets(names: Sequence[str] | None) -> list[Target]:
 
 
 def measured_rate(store: RunStore, net: str) -> tuple[float, str]:
-    """Model-samples/s of training (evaluations included) for ``net``: the median over the
-    store's records made by the member-independent engine, else the development CPU's hint."""
+    """Model-samples/s of dense training (evaluations included) for ``net``: the median over the
+    store's dense-path records made by the member-independent engine, else the development CPU's
+    hint. Sparse rounds are estimated from this and :func:`lth.sparse.estimated_speedup`."""
     rates = []
     for key in store.keys():
         record = store.get(key)
         spec, made = (record or {}).get("spec", {}), (record or {}).get("provenance", {})
         if spec.get("net") != net or "population" not in made or spec.get("kind"):
+            continue
+        if "sparse" in spec:
             continue
         wall = made.get("population_wall_time_s") or 0
         if wall > 0:
@@ -148,7 +153,8 @@ class TargetPlan:
         return (
             f"{self.target.name:24s} {self.present:5,} of {self.runs:5,} runs"
             f"{', ' + done if done else ''}; to train {self.to_train:,} "
-            f"(about {self.hours:,.1f} h at {self.rate:,.0f} model-samples/s, {self.rate_source})"
+            f"(about {self.hours:,.1f} h at {self.rate:,.0f} model-samples/s dense, "
+            f"{self.rate_source}; sparse rounds at their measured speed-up)"
         )
 
 
@@ -162,7 +168,13 @@ def campaign_plan(
         plan = sweep_plan(chains, target.rounds, store, cache)
         protocol = chains[0].protocol
         rate, source = measured_rate(store, target.net)
-        samples = plan.count("to_train") * protocol.iterations * protocol.batch_size
+        arch = get_architecture(target.net)
+        dense_samples = 0.0  # the samples to train, each sparse round's divided by its speedup
+        for r, keys in enumerate(plan.to_train):
+            by_key = {c.run_key(r): c for c in chains}
+            for key in keys:
+                speedup = estimated_speedup(arch, r, by_key[key].sparse_layers(r))
+                dense_samples += protocol.iterations * protocol.batch_size / speedup
         complete = next((r for r, m in enumerate(plan.missing) if m), len(plan.missing))
         plans.append(
             TargetPlan(
@@ -170,7 +182,7 @@ def campaign_plan(
                 plan.count("runs"),
                 plan.count("runs") - plan.count("missing"),
                 plan.count("to_train"),
-                samples / rate / 3600,
+                dense_samples / rate / 3600,
                 rate,
                 source,
                 complete,

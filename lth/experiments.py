@@ -29,6 +29,7 @@ from .data import Dataset, load_dataset, test_set_tag
 from .nets import Population, get_architecture, initial_weights, percent_remaining
 from .nets import seeded_generator as _generator
 from .provenance import check_clean_tree, code_identity, provenance
+from .sparse import sparse_layers
 from .store import Heartbeat, RunStore, StateCache, is_legacy, spec_key
 from .supermask import (
     SUPERMASK_LEVELS,
@@ -69,6 +70,7 @@ class Chain:
     iterations: int | None = None
     precision: str = "fp32"
     test_set: str | None = None  # None: the official complete test set (see test_set_tag)
+    sparse: bool = False  # compute pruned linear layers on their kept weights (lth.sparse)
 
     def __post_init__(self) -> None:
         get_architecture(self.net)
@@ -102,7 +104,22 @@ class Chain:
             "precision": self.precision,
             # hashed only when not the official complete set, so existing keys stay found
             **({"test_set": self.test_set} if self.test_set is not None else {}),
+            # hashed only in rounds that run sparse: the sparse path rounds otherwise
+            **({"sparse": list(layers)} if (layers := self.sparse_layers(round_)) else {}),
         }
+
+    def sparse_layers(self, round_: int) -> tuple[str, ...]:
+        """The linear layers round ``round_`` computes on their kept weights only
+        (:func:`lth.sparse.sparse_layers`; none unless the chain is ``sparse``)."""
+        if not self.sparse:
+            return ()
+        return sparse_layers(get_architecture(self.net), round_, self.mask0, self.precision)
+
+    def sparse_plan(self, round_: int) -> tuple[int, ...]:
+        """:meth:`sparse_layers` as layer indices (the ``sparse`` plan of train_population)."""
+        names = self.sparse_layers(round_)
+        arch = get_architecture(self.net)
+        return tuple(i for i, layer in enumerate(arch.layers) if layer.name in names)
 
     def run_key(self, round_: int) -> str:
         return spec_key(self.run_spec(round_))
@@ -120,6 +137,7 @@ class Profile:
     iterations: int | None  # None: the paper's per-network protocol
     description: str = field(default="", compare=False)
     supermask_epochs: int | None = None  # learned supermasks; None: the official 2,000
+    sparse: bool = False  # sparse rounds (lth.sparse): only profiles begun after they existed
 
 
 PROFILES: dict[str, Profile] = {
@@ -128,7 +146,13 @@ PROFILES: dict[str, Profile] = {
     "mid-short": Profile(
         (0, 1), 16, 5_000, "committed (Figs. 4, 5, S5): 2 seeds, 16 rounds, 5,000 iterations"
     ),
-    "paper": Profile((0, 1, 2, 3, 4), 24, None, "the paper: 5 seeds, 24 rounds, full protocol"),
+    "paper": Profile(
+        (0, 1, 2, 3, 4),
+        24,
+        None,
+        "the paper: 5 seeds, 24 rounds, full protocol (sparse rounds where they pay)",
+        sparse=True,
+    ),
     "conv-short": Profile(
         (0, 1),
         6,
@@ -160,10 +184,20 @@ class Settings:
     mask1: tuple[str, ...] = ("rewind",)
     mask0: tuple[str, ...] = ("zero",)
     precision: str = "fp32"
+    sparse: bool = False
 
     def chains(self) -> list[Chain]:
         return [
-            Chain(self.net, seed, criterion, mask1, mask0, self.iterations, self.precision)
+            Chain(
+                self.net,
+                seed,
+                criterion,
+                mask1,
+                mask0,
+                self.iterations,
+                self.precision,
+                sparse=self.sparse,
+            )
             for criterion in self.criteria
             for mask1 in self.mask1
             for mask0 in self.mask0
@@ -234,7 +268,9 @@ def resolve_settings(
         raise ValueError(f"seeds must be whole numbers >= 0, got {list(seeds)!r}")
     seeds = tuple(int(s) for s in seeds)
     check_precision(precision)
-    return Settings(net, criteria, seeds, rounds, iterations, profile, mask1, mask0, precision)
+    return Settings(
+        net, criteria, seeds, rounds, iterations, profile, mask1, mask0, precision, base.sparse
+    )
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -566,6 +602,7 @@ def _train_round(context: _Round, members: dict[str, Chain], r: int, states: dic
         progress=context.progress,
         desc=f"round {r}/{context.rounds}: {len(members)} run(s)",
         checkpoint=checkpoint,
+        sparse=[chain.sparse_plan(r) for chain in members.values()],
     )
     wall = time.perf_counter() - t0
     (folder / f"{fingerprint}.json").unlink(missing_ok=True)

@@ -5,6 +5,8 @@ max-pools go and the per-round pruning rates). A :class:`Population` holds K mem
 architecture with their weights stacked along a leading member axis, so one batched computation
 trains all of them: linear layers run as ``torch.baddbmm`` over the member axis, conv layers as
 one ``F.conv2d`` per member (see :meth:`Population.forward` for why). K=1 is the same code path.
+A linear layer that a member's round runs sparse (:mod:`lth.sparse`) is computed on its kept
+weights only, all such members of the layer in one block-diagonal CSR product.
 
 Each member has its own mask. Pruned weights keep a fixed value (zero for the lottery ticket's
 mask-0 action, something else for the other mask-0 actions of section 7) and never receive an
@@ -23,6 +25,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .sparse import SparseWeights, sparse_linear
 
 
 @dataclass(frozen=True)
@@ -279,11 +283,15 @@ class Population:
         x: Tensor,
         weights: Sequence[Tensor] | None = None,
         biases: Sequence[Tensor] | None = None,
+        sparse: SparseWeights | None = None,
     ) -> Tensor:
         """Logits of every member, shape ``(K, B, classes)``.
 
         ``x`` is either one batch per member, ``(K, B, *input_shape)``, or one batch shared by
         all members, ``(B, *input_shape)``. ``weights``/``biases`` default to the population's.
+        ``sparse`` maps a linear layer's index to the members that compute it on their kept
+        weights, and those weights (:mod:`lth.sparse`); the layer's other members still run as
+        one batched GEMM.
 
         Conv layers run as one ``F.conv2d`` per member on channels-last activations, each
         member's whole conv stack in turn; its last feature maps are then flattened in
@@ -344,6 +352,9 @@ class Population:
             h = torch.cat([h, torch.zeros_like(h)], dim=1)  # its member's slice lies: pad it
         last = len(weights) - 1
         for i in range(n_conv, len(weights)):
+            if sparse and i in sparse:  # ReLU included
+                h = _mixed_linear(h, weights[i], biases[i], *sparse[i], relu=i < last)
+                continue
             h = torch.baddbmm(biases[i].unsqueeze(1), h, weights[i])
             if i < last:
                 h = torch.relu_(h)
@@ -357,6 +368,24 @@ class Population:
             if layer.pool_after:
                 h = F.max_pool2d(h, kernel_size=2, stride=2)
         return h.permute(0, 2, 3, 1).flatten(1)  # a view: channels-last memory is (B, H, W, C)
+
+
+def _mixed_linear(h: Tensor, w: Tensor, b: Tensor, block, values: Tensor, relu: bool) -> Tensor:
+    """One linear layer (then ReLU if ``relu``) whose members in ``block``
+    (:class:`lth.sparse.SparseBlock`) run on their kept weights, the others as one batched
+    GEMM, as they would without sparse members."""
+    k = w.shape[0]
+    shared = h.stride(0) == 0  # one batch for every member (evaluation)
+    if block.size == k:
+        return sparse_linear(h[0] if shared else h, values, b, block, relu)
+    sparse_h = h[0] if shared else h[block.index]
+    sparse_out = sparse_linear(sparse_h, values, b[block.index], block, relu)
+    dense = torch.tensor([j for j in range(k) if j not in block.members], device=w.device)
+    dense_out = torch.baddbmm(b[dense].unsqueeze(1), h[dense], w[dense])
+    if relu:
+        dense_out = torch.relu_(dense_out)
+    order = torch.cat([dense, block.index]).argsort()  # back to member order
+    return torch.cat([dense_out, sparse_out])[order]
 
 
 def percent_remaining(arch: Architecture, masks: Sequence[Tensor]) -> float:

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from .data import Dataset, Split, to_float
 from .nets import Population, seeded_generator
+from .sparse import SparseMembers, SparseWeights
 from .store import atomic_write
 
 
@@ -123,11 +124,21 @@ class MemberAdam:
     loop or its scalar tail (and split it differently between threads) for different K, and the
     two round differently. Members stay bit-for-bit independent of their companions
     (DESIGN.md, "The population engine"). ``step`` consumes and clears the gradients.
+
+    ``replaced`` maps (tensor index, member) to a tensor trained in that slice's place: the
+    kept values of a layer the member runs sparse (:mod:`lth.sparse`), whose moments live in
+    ``sparse_avg``/``sparse_avg_sq``.
     """
 
-    def __init__(self, params: Sequence[Tensor], protocol: Protocol):
+    def __init__(
+        self,
+        params: Sequence[Tensor],
+        protocol: Protocol,
+        replaced: dict[tuple[int, int], Tensor] | None = None,
+    ):
         self.params = list(params)
         self.k = self.params[0].shape[0]
+        self.replaced = dict(replaced or {})
         self.hyper = {
             "lr": protocol.lr,
             "beta1": protocol.betas[0],
@@ -139,22 +150,42 @@ class MemberAdam:
         }
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.sparse_avg = {pair: torch.zeros_like(v) for pair, v in self.replaced.items()}
+        self.sparse_avg_sq = {pair: torch.zeros_like(v) for pair, v in self.replaced.items()}
         device = self.params[0].device
         self.steps = [torch.zeros((), device=device) for _ in range(self.k * len(self.params))]
+        self.units = [(i, j) for i in range(len(self.params)) for j in range(self.k)]
+        # every unit's parameter and moments, as views that stay valid: updates are in place
+        self.views = [self._unit(i, j) for i, j in self.units]
+
+    def _unit(self, i: int, j: int) -> tuple[Tensor, Tensor, Tensor]:
+        if (i, j) in self.replaced:
+            return (
+                self.replaced[i, j].detach(),
+                self.sparse_avg[i, j],
+                self.sparse_avg_sq[i, j],
+            )
+        return self.params[i].detach()[j], self.exp_avg[i][j], self.exp_avg_sq[i][j]
+
+    def _grad(self, i: int, j: int) -> Tensor:
+        if (i, j) in self.replaced:
+            return self.replaced[i, j].grad
+        return self.params[i].grad[j]
 
     @torch.no_grad()
     def step(self) -> None:
+        params, exp_avg, exp_avg_sq = zip(*self.views, strict=True)
         _functional_adam(
-            member_views([p.detach() for p in self.params]),
-            member_views([p.grad for p in self.params]),
-            member_views(self.exp_avg),
-            member_views(self.exp_avg_sq),
+            list(params),
+            [self._grad(i, j) for i, j in self.units],
+            list(exp_avg),
+            list(exp_avg_sq),
             [],
             self.steps,
             fused=True,
             **self.hyper,
         )
-        for p in self.params:
+        for p in (*self.params, *self.replaced.values()):
             p.grad = None
 
 
@@ -207,7 +238,7 @@ class BatchOrder:
         return self.perms[self.member_group, start : start + self.batch_size]
 
 
-def _logits(pop: Population, split: Split, weights, biases, precision: str) -> Tensor:
+def _logits(pop: Population, split: Split, weights, biases, precision: str, sparse=None) -> Tensor:
     """Logits of every member on a whole split, shape (K, N, classes), float32, in chunks of
     at most 5000 images and about 2**24 numbers per activation (a conv net's chunks are
     smaller: one Conv2 feature map of 5000 images would take 1.3 GB)."""
@@ -215,7 +246,9 @@ def _logits(pop: Population, split: Split, weights, biases, precision: str) -> T
     device = weights[0].device
     with autocast(device, precision):
         parts = [
-            pop.forward(to_float(split.x[i : i + chunk].to(device)), weights, biases).float()
+            pop.forward(
+                to_float(split.x[i : i + chunk].to(device)), weights, biases, sparse
+            ).float()
             for i in range(0, len(split.y), chunk)
         ]
     return torch.cat(parts, dim=1)
@@ -223,11 +256,17 @@ def _logits(pop: Population, split: Split, weights, biases, precision: str) -> T
 
 @torch.no_grad()
 def loss_and_accuracy(
-    pop: Population, split: Split, weights=None, biases=None, *, precision: str = "fp32"
+    pop: Population,
+    split: Split,
+    weights=None,
+    biases=None,
+    *,
+    precision: str = "fp32",
+    sparse: SparseWeights | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Mean cross-entropy and classification accuracy of every member on ``split``, each of
-    shape (K,), from one pass over it."""
-    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases, precision)
+    shape (K,), from one pass over it (``sparse`` as in :meth:`Population.forward`)."""
+    logits = _logits(pop, split, weights or pop.weights, biases or pop.biases, precision, sparse)
     k, n, c = logits.shape
     y = split.y.to(logits.device)
     losses = F.cross_entropy(logits.reshape(-1, c), y.repeat(k), reduction="none")
@@ -302,6 +341,7 @@ def train_population(
     progress: bool = False,
     desc: str = "training",
     checkpoint: Checkpoint | None = None,
+    sparse: Sequence[Sequence[int]] | None = None,
 ) -> TrainResult:
     """Train every member of ``pop`` in place by the paper's protocol (PAPER.md section 3).
 
@@ -311,16 +351,22 @@ def train_population(
     Training runs on the device of ``pop.weights``; ``data`` is copied there once if needed.
     With a ``checkpoint``, training resumes from its saved state and saves its own (see
     :class:`Checkpoint`); it may then stop early with :class:`DeadlineReached`.
+    ``sparse[j]``, if given, lists the linear layers (by index) member j computes on its kept
+    weights only (:mod:`lth.sparse`): forward, backward, Adam and every evaluation.
     """
     check_precision(precision)
     k = pop.size
     if len(order_seeds) != k:
         raise ValueError(f"need one order seed per member: {len(order_seeds)} for {k} members")
+    if sparse is not None and len(sparse) != k:
+        raise ValueError(f"need one sparse plan per member: {len(sparse)} for {k} members")
     device = pop.weights[0].device
     data = dataset_on(data, device)
     weights = [w.clone().requires_grad_(True) for w in pop.weights]
     biases = [b.clone().requires_grad_(True) for b in pop.biases]
-    optimizer = MemberAdam(weights + biases, protocol)
+    members = SparseMembers(pop.arch, pop.weights, pop.masks, sparse or [()] * k)
+    values = {pair: v.requires_grad_(True) for pair, v in members.gather(pop.weights).items()}
+    optimizer = MemberAdam(weights + biases, protocol, values)
     order = BatchOrder(len(data.train), protocol.batch_size, order_seeds, device)
     train_x, train_y = data.train.x, data.train.y
     batch = protocol.batch_size
@@ -333,12 +379,14 @@ def train_population(
     best_biases = [b.detach().clone() for b in biases]
 
     def evaluate(column: int, iteration: int) -> None:
+        members.scatter(values, weights)  # the dense tensors hold every weight again
         loss = mean_loss(
             pop,
             data.val,
             [w.detach() for w in weights],
             [b.detach() for b in biases],
             precision=precision,
+            sparse=members.bind({pair: v.detach() for pair, v in values.items()}),
         )
         val_loss[:, column] = loss.cpu()
         improved = val_loss[:, column] < best_loss
@@ -365,10 +413,22 @@ def train_population(
             for mine, theirs in pairs:
                 for tensor, value in zip(mine, theirs, strict=True):
                     tensor.copy_(value)
+            for pair, value in members.gather(weights).items():
+                values[pair].copy_(value)
+            for mine, dense in (
+                (optimizer.sparse_avg, optimizer.exp_avg),
+                (optimizer.sparse_avg_sq, optimizer.exp_avg_sq),
+            ):
+                for pair, value in members.gather(dense).items():
+                    mine[pair].copy_(value)
         order.restore(saved["order"])
     last_save = time.monotonic()
 
     def save_checkpoint(iteration: int) -> None:
+        # weights were scattered by the evaluation just before; the sparse moments go into
+        # the dense moments' unused slices, so a checkpoint has one format
+        members.scatter(optimizer.sparse_avg, optimizer.exp_avg)
+        members.scatter(optimizer.sparse_avg_sq, optimizer.exp_avg_sq)
         checkpoint.save(
             {
                 "iteration": iteration,
@@ -406,17 +466,22 @@ def train_population(
                     raise DeadlineReached(f"{desc}: stopped at iteration {iteration:,}")
         idx = order.indices(iteration)
         with autocast(device, precision):
-            logits = pop.forward(to_float(train_x[idx]), weights, biases)
+            logits = pop.forward(to_float(train_x[idx]), weights, biases, members.bind(values))
             loss = F.cross_entropy(
                 logits.reshape(k * batch, -1).float(), train_y[idx].reshape(-1), reduction="sum"
             )
         (loss / batch).backward()
         for w, m in zip(weights, pop.masks, strict=True):
-            w.grad.mul_(m)
+            if w.grad is not None:  # None: every member runs this layer sparse
+                w.grad.mul_(m)
         optimizer.step()
     evaluate(column, protocol.iterations)
     if checkpoint is not None:
         checkpoint.path.unlink(missing_ok=True)
+
+    def test_accuracy(ws: list[Tensor], bs: list[Tensor]) -> Tensor:
+        sparse_ws = members.bind(members.gather(ws))
+        return accuracy(pop, data.test, ws, bs, precision=precision, sparse=sparse_ws).cpu()
 
     final_weights = [w.detach() for w in weights]
     final_biases = [b.detach() for b in biases]
@@ -424,12 +489,8 @@ def train_population(
         final_weights=final_weights,
         early_stop_iteration=best_iteration,
         best_val_loss=best_loss,
-        test_accuracy=accuracy(
-            pop, data.test, best_weights, best_biases, precision=precision
-        ).cpu(),
-        final_test_accuracy=accuracy(
-            pop, data.test, final_weights, final_biases, precision=precision
-        ).cpu(),
+        test_accuracy=test_accuracy(best_weights, best_biases),
+        final_test_accuracy=test_accuracy(final_weights, final_biases),
         val_iterations=evaluation_points,
         val_loss=val_loss,
         n_test=len(data.test.y),

@@ -83,6 +83,7 @@ def chain_of(spec: dict) -> tuple[Chain, int]:
         spec["iterations"],
         spec["precision"],
         spec.get("test_set"),
+        "sparse" in spec,
     )
     if chain.run_spec(spec["round"]) != spec:  # a hand-made spec or one of another protocol
         raise ValueError(f"spec {spec} is not one this version's chains make")

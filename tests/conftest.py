@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -52,6 +54,13 @@ def make_tiny_cifar(n_train: int, n_val: int, n_test: int, seed: int) -> Dataset
         return Split(x + templates[y], y)
 
     return Dataset("tiny-cifar", split(n_train), split(n_val), split(n_test), 10)
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    """Where the device-sensitive tests train: ``$LTH_TEST_DEVICE`` (default cpu), so that
+    ``benchmarks/gpu_check.sh`` runs them on CUDA."""
+    return torch.device(os.environ.get("LTH_TEST_DEVICE", "cpu"))
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,7 @@ def _assert_member_equal(alone, j: int, other, i: int) -> None:
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("net", ["fc", "conv2"])
 def test_member_alone_equals_member_in_populations_of_3_and_8(
-    net, precision, tiny_data, tiny_cifar_conv2
+    net, precision, tiny_data, tiny_cifar_conv2, device
 ):
     if net == "fc":
         data, protocol = tiny_data, Protocol(iterations=ITERATIONS, eval_every=50)
@@ -61,7 +61,7 @@ def test_member_alone_equals_member_in_populations_of_3_and_8(
         data, protocol = tiny_cifar_conv2, Protocol(ITERATIONS, 1, 2e-4, 100)
     results = {
         tuple(seeds): train_population(
-            _members(net, seeds), data, protocol, seeds, precision=precision
+            _members(net, seeds).to(device), data, protocol, seeds, precision=precision
         )
         for seeds in POPULATIONS
     }

@@ -1,0 +1,152 @@
+"""Sparse rounds against the dense engine, by density (issue "Sparse rounds").
+
+For FC (LeNet-300-100, PAPER.md section 2) at the paper's levels of weights remaining (100, 51,
+21, 10.7, 5.5, 2.9, 1.2, 0.5%: rounds 0, 3, 7, 10, 13, 16, 20, 24, with fc1 and fc2 keeping
+0.8^r of their weights and fc3 0.9^r, section 4), prints the model-samples/s of
+:func:`lth.train.train_population` at the paper's batch of 60 with Adam, side by side:
+
+- ``dense``: the dense engine (every product over the whole weight, pruned entries masked);
+- ``sparse fc1+fc2``: fc1 and fc2 on their kept weights only (:mod:`lth.sparse`);
+- ``sparse all``: fc3 too;
+- ``engine``: the plan the engine picks for that round (:func:`lth.sparse.sparse_layers`;
+  always dense for the conv nets).
+
+``--net conv2`` measures Conv2 instead (PAPER.md section 2): only its three linear layers can
+run sparse (``sparse fc``), beside its two conv layers, which dominate its cost.
+
+``--eval full`` adds the protocol's validation pass (5,000 images every 100 iterations) to the
+timed work, as in a real run; by default validation is 10 images (training steps only).
+Data are synthetic: speed does not depend on pixel values. Masks are seeded random at the
+level's density per layer. The first iterations of every measurement are a warm-up. Run it on
+an otherwise idle machine (pause the campaign: ``kill -STOP``, then ``-CONT``).
+
+    python benchmarks/sparse.py [--net fc|conv2] [--members 1 4 16] [--rounds 0 3 7 ...]
+        [--iterations N] [--eval small|full] [--device cpu|cuda] [--threads T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from lth.data import Dataset
+from lth.nets import Population, get_architecture, initial_weights
+from lth.sparse import sparse_layers
+from lth.train import PROTOCOLS, Protocol, train_population
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from throughput import sync, synthetic  # noqa: E402
+
+#: The rounds at the paper's FC levels of weights remaining (Figure 3's x-axis ticks).
+ROUNDS = (0, 3, 7, 10, 13, 16, 20, 24)
+
+
+def lottery_population(
+    round_: int, members: int, device: torch.device, net: str = "fc"
+) -> Population:
+    """``members`` networks at ``round_``: seeded random masks at the round's density per
+    layer, pruned weights zero (the mask-0 action ``zero``)."""
+    arch = get_architecture(net)
+    weights, masks = [], []
+    for seed in range(members):
+        g = torch.Generator().manual_seed(seed)
+        mask = [
+            (torch.rand(layer.shape, generator=g) < (1 - layer.rate) ** round_).float()
+            for layer in arch.layers
+        ]
+        w = initial_weights(arch, seed)
+        weights.append([a * m for a, m in zip(w, mask, strict=True)])
+        masks.append(mask)
+    return Population.from_members(arch, weights, masks).to(device)
+
+
+def rate(
+    net: str,
+    round_: int,
+    members: int,
+    layers: tuple[int, ...],
+    data: Dataset,
+    iterations: int,
+    eval_every: int,
+    device: torch.device,
+) -> float:
+    """Model-samples/s of ``members`` networks at ``round_`` with ``layers`` sparse."""
+    pop = lottery_population(round_, members, device, net)
+    plan = [layers] * members
+    lr, seeds = PROTOCOLS[net].lr, list(range(members))
+    warm = Protocol(iterations=max(2, iterations // 10), lr=lr)
+    train_population(pop, data, warm, seeds, sparse=plan)
+    protocol = Protocol(iterations=iterations, lr=lr, eval_every=eval_every)
+    sync(device)
+    start = time.perf_counter()
+    train_population(pop, data, protocol, seeds, sparse=plan)
+    sync(device)
+    return members * iterations * protocol.batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--net", choices=("fc", "conv2"), default="fc")
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--rounds", type=int, nargs="+", default=list(ROUNDS))
+    parser.add_argument("--iterations", type=int, help="timed iterations (fc 300, conv2 10)")
+    parser.add_argument("--eval", choices=("small", "full"), default="small")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda requested, but CUDA is not available")
+    device = torch.device(args.device)
+    arch = get_architecture(args.net)
+    iterations = args.iterations or {"fc": 300, "conv2": 10}[args.net]
+    n_eval = 5_000 if args.eval == "full" else 10
+    data = synthetic(arch, n_eval=n_eval)
+    eval_every = 100 if args.eval == "full" else 10**9
+    if args.net == "fc":
+        modes = {"dense": (), "sparse fc1+fc2": (0, 1), "sparse all": (0, 1, 2)}
+    else:
+        modes = {"dense": (), "sparse fc": (2, 3, 4)}
+
+    threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+    print(
+        f"torch {torch.__version__}, {device}{threads}; {args.net}, fp32, batch 60, {iterations} "
+        f"timed iterations, validation: {n_eval:,} images"
+        + (" every 100 iterations" if args.eval == "full" else " at the ends only")
+    )
+    header = f"{'round':>5s} {'remaining':>9s} {'K':>3s} " + " ".join(f"{m:>15s}" for m in modes)
+    print(f"{header} {'engine picks':>14s} {'engine/dense':>12s}", flush=True)
+    for round_ in args.rounds:
+        remaining = (
+            100
+            * sum(layer.size * (1 - layer.rate) ** round_ for layer in arch.layers)
+            / arch.num_weights
+        )
+        names = sparse_layers(arch, round_, "zero", "fp32")
+        picked = tuple(i for i, layer in enumerate(arch.layers) if layer.name in names)
+        for k in args.members:
+            rates = {
+                mode: rate(args.net, round_, k, layers, data, iterations, eval_every, device)
+                for mode, layers in modes.items()
+            }
+            engine = next(
+                (rates[m] for m, layers in modes.items() if layers == picked),
+                None,
+            )
+            if engine is None:
+                engine = rate(args.net, round_, k, picked, data, iterations, eval_every, device)
+            label = "+".join(names) or "dense"
+            cells = " ".join(f"{rates[m]:>15,.0f}" for m in modes)
+            print(
+                f"{round_:>5d} {remaining:>8.1f}% {k:>3d} {cells} {label:>14s} "
+                f"{engine / rates['dense']:>11.2f}x",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
