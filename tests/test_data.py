@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from lth import data
+from lth.data import cifar10, files, mnist
 
 N_TRAIN, N_TEST, N_VAL = 20, 6, 4
 
@@ -57,23 +58,23 @@ def fresh_cache():
 
 @pytest.fixture
 def synthetic_mnist(tmp_path, monkeypatch):
-    """Tiny MNIST-shaped IDX files under tmp_path; the module's file table patched to match."""
+    """Tiny MNIST-shaped IDX files under tmp_path; lth.data.mnist's file table patched to match."""
 
     def make(gz: bool = True) -> tuple[pathlib.Path, dict[str, torch.Tensor]]:
         arrays = synthetic_arrays()
         table = {}
-        for key, spec in data.MNIST_FILES.items():
+        for key, spec in mnist.MNIST_FILES.items():
             name = spec.name + (".gz" if gz else "")
             payload = write_idx(tmp_path / "MNIST" / "raw" / name, arrays[key])
             md5 = hashlib.md5(payload).hexdigest()
             shape = tuple(arrays[key].shape)
             table[key] = (
-                data.IdxFile(spec.name, md5, shape, spec.md5_raw)
+                mnist.IdxFile(spec.name, md5, shape, spec.md5_raw)
                 if gz
-                else data.IdxFile(spec.name, spec.md5_gz, shape, md5)
+                else mnist.IdxFile(spec.name, spec.md5_gz, shape, md5)
             )
-        monkeypatch.setattr(data, "MNIST_FILES", table)
-        monkeypatch.setattr(data, "MNIST_NUM_VAL", N_VAL)
+        monkeypatch.setattr(mnist, "MNIST_FILES", table)
+        monkeypatch.setattr(mnist, "MNIST_NUM_VAL", N_VAL)
         return tmp_path, arrays
 
     return make
@@ -147,7 +148,7 @@ def test_corrupted_uncompressed_mnist_file_is_rejected_with_its_name_and_md5(syn
         data.load_mnist(root, download=False)
     message = str(info.value)
     assert str(labels) in message and data.md5sum(labels) in message
-    assert data.MNIST_FILES["test_labels"].md5_raw in message
+    assert mnist.MNIST_FILES["test_labels"].md5_raw in message
 
 
 def test_official_uncompressed_md5s_are_those_of_the_gunzipped_official_files():
@@ -164,7 +165,7 @@ def test_dataset_identity_names_every_file_read_and_its_md5(synthetic_mnist):
     identity = data.load_mnist(root, download=False).identity()
     assert identity["dataset"] == "mnist" and identity["n_test"] == N_TEST
     assert identity["files"] == {
-        f"{spec.name}.gz": spec.md5_gz for spec in data.MNIST_FILES.values()
+        f"{spec.name}.gz": spec.md5_gz for spec in mnist.MNIST_FILES.values()
     }
     assert identity["test_complete"]
 
@@ -198,7 +199,7 @@ def offline_downloads(monkeypatch) -> list[str]:
         urls.append(url)
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(data, "_download_url", offline)
+    monkeypatch.setattr(files, "_download_url", offline)
     return urls
 
 
@@ -220,7 +221,7 @@ def test_download_from_second_mirror(synthetic_mnist, tmp_path, monkeypatch):
             return
         dst.write_bytes((source / "MNIST" / "raw" / url.rsplit("/", 1)[-1]).read_bytes())
 
-    monkeypatch.setattr(data, "_download_url", fake)
+    monkeypatch.setattr(files, "_download_url", fake)
     ds = data.load_mnist(root, download=True)
     assert len(ds.test) == N_TEST
 
@@ -281,7 +282,8 @@ def test_load_dataset_passes_partial_test_to_mnist(synthetic_mnist):
 
 
 # ----------------------------------------------------------------------------------------------
-# CIFAR-10: tiny batches of C_RECORDS records (the module's record count and md5 tables patched).
+# CIFAR-10: tiny batches of C_RECORDS records (lth.data.cifar10's record count and md5 tables
+# patched, in the module that looks them up).
 
 C_RECORDS, C_VAL, C_PARTIAL = 8, 6, 3
 C_TOTAL = 5 * C_RECORDS
@@ -346,21 +348,22 @@ def cifar_md5_table(fmt: str) -> str:
 
 @pytest.fixture
 def synthetic_cifar(tmp_path, monkeypatch):
-    """Write a tiny CIFAR-10 in one official format; patch the record count and md5 table.
+    """Write a tiny CIFAR-10 in one official format; patch lth.data.cifar10's record count and
+    md5 table.
 
     ``make(fmt, root, seed, short={batch: n})`` writes batch ``batch`` with only ``n`` records
     (its md5 is patched in only if ``patch_short``). Returns (root, train images, train labels,
     test images, test labels) as written, training batches concatenated.
     """
-    monkeypatch.setattr(data, "CIFAR10_RECORDS_PER_BATCH", C_RECORDS)
-    monkeypatch.setattr(data, "CIFAR10_NUM_VAL", C_VAL)
+    monkeypatch.setattr(cifar10, "CIFAR10_RECORDS_PER_BATCH", C_RECORDS)
+    monkeypatch.setattr(cifar10, "CIFAR10_NUM_VAL", C_VAL)
 
     def make(fmt="bin", root=None, seed=0, short=None, patch_short=False):
         root = tmp_path if root is None else root
         folder = root / (data.CIFAR10_BIN_DIR if fmt == "bin" else data.CIFAR10_PY_DIR)
         folder.mkdir(parents=True, exist_ok=True)
         encode = cifar_bin_bytes if fmt == "bin" else cifar_py_bytes
-        table = dict(getattr(data, cifar_md5_table(fmt)))
+        table = dict(getattr(cifar10, cifar_md5_table(fmt)))
         written = {}
         for i, batch in enumerate(BATCHES):
             images, labels = cifar_arrays(C_RECORDS, seed=100 * seed + i)
@@ -372,7 +375,7 @@ def synthetic_cifar(tmp_path, monkeypatch):
             if n != C_RECORDS and patch_short:
                 table[name] = hashlib.md5(payload).hexdigest()
             written[batch] = (images[:n], labels[:n])
-        monkeypatch.setattr(data, cifar_md5_table(fmt), table)
+        monkeypatch.setattr(cifar10, cifar_md5_table(fmt), table)
         train_x = torch.cat([written[b][0] for b in data.CIFAR10_TRAIN_BATCHES])
         train_y = torch.cat([written[b][1] for b in data.CIFAR10_TRAIN_BATCHES])
         return root, train_x, train_y, *written[data.CIFAR10_TEST_BATCH]
@@ -420,7 +423,7 @@ def test_cifar10_record_layout(synthetic_cifar, fmt):
         pixels = np.frombuffer(record_pixels * C_RECORDS, dtype=np.uint8).reshape(C_RECORDS, -1)
         payload = py2_pickle({"data": pixels, "labels": [7] * C_RECORDS})
     (folder / name).write_bytes(payload)
-    table = getattr(data, cifar_md5_table(fmt))
+    table = getattr(cifar10, cifar_md5_table(fmt))
     table[name] = hashlib.md5(payload).hexdigest()
     ds = data.load_cifar10(root, download=False, partial_test=False)
     x = ds.test.x[0]
@@ -452,7 +455,7 @@ def test_cifar10_checksum_mismatch(synthetic_cifar, fmt):
     raw = bytearray(path.read_bytes())
     raw[-1] ^= 1  # one flipped pixel bit: same size and structure, different md5
     path.write_bytes(bytes(raw))
-    official = getattr(data, cifar_md5_table(fmt))[name]
+    official = getattr(cifar10, cifar_md5_table(fmt))[name]
     with pytest.raises(data.ChecksumError) as info:
         data.load_cifar10(root, download=False, partial_test=True)
     message = str(info.value)
@@ -462,7 +465,7 @@ def test_cifar10_checksum_mismatch(synthetic_cifar, fmt):
 
 def test_cifar10_full_size_test_batch_must_match_md5(synthetic_cifar):
     root, *_ = synthetic_cifar("bin")
-    data.CIFAR10_BIN_MD5["test_batch.bin"] = "0" * 32
+    cifar10.CIFAR10_BIN_MD5["test_batch.bin"] = "0" * 32
     with pytest.raises(data.ChecksumError, match="full-size test batch"):
         data.load_cifar10(root, download=False, partial_test=True)
 
@@ -503,14 +506,14 @@ def test_cifar10_download(synthetic_cifar, tmp_path, monkeypatch):
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tar.addfile(link)
     tarball = tar_buf.getvalue()
-    monkeypatch.setattr(data, "CIFAR10_TAR_MD5", hashlib.md5(tarball).hexdigest())
+    monkeypatch.setattr(cifar10, "CIFAR10_TAR_MD5", hashlib.md5(tarball).hexdigest())
     root = tmp_path / "root"
     urls = []
 
     def corrupt(url: str, dst: pathlib.Path) -> None:
         dst.write_bytes(b"not the tarball")
 
-    monkeypatch.setattr(data, "_download_url", corrupt)
+    monkeypatch.setattr(files, "_download_url", corrupt)
     with pytest.raises(data.DatasetNotFoundError, match="ChecksumError"):
         data.load_cifar10(root, download=True)
 
@@ -518,12 +521,12 @@ def test_cifar10_download(synthetic_cifar, tmp_path, monkeypatch):
         urls.append(url)
         dst.write_bytes(tarball)
 
-    monkeypatch.setattr(data, "_download_url", fake)
+    monkeypatch.setattr(files, "_download_url", fake)
     ds = data.load_cifar10(root, download=True, partial_test=False)
     assert urls == [data.CIFAR10_URL]
     assert torch.equal(ds.test.x, test_x) and len(ds.train) + len(ds.val) == C_TOTAL
     assert sorted(p.name for p in (root / data.CIFAR10_BIN_DIR).iterdir()) == sorted(
-        data.CIFAR10_BIN_MD5
+        cifar10.CIFAR10_BIN_MD5
     )
     assert not (tmp_path / "evil.txt").exists() and not list(root.glob("*.tar.gz"))
 
@@ -580,7 +583,7 @@ def test_cifar10_python_batch_cannot_run_code(synthetic_cifar):
     path = root / data.CIFAR10_PY_DIR / "data_batch_1"
     payload = pickle.dumps({b"data": os.getcwd, b"labels": []}, protocol=2)
     path.write_bytes(payload)
-    data.CIFAR10_PY_MD5["data_batch_1"] = hashlib.md5(payload).hexdigest()
+    cifar10.CIFAR10_PY_MD5["data_batch_1"] = hashlib.md5(payload).hexdigest()
     with pytest.raises(ValueError, match="not allowed"):
         data.load_cifar10(root, download=False)
 
