@@ -14,9 +14,10 @@ import sys
 
 from .actions import MASK0_ACTIONS, MASK1_ACTIONS
 from .criteria import CRITERIA
-from .experiments import PROFILES, resolve_settings, run_sweep
 from .nets import ARCHITECTURES
 from .parameters import check_environment, check_value
+from .pruning import run_sweep
+from .specs import PROFILES, resolve_settings
 from .store import LegacyRemake, RunStore, StateCache
 
 #: The kind of each ``sweep`` option (lth.parameters), all checked before any work.

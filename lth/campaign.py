@@ -23,18 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import paper
-from .criteria import FIGURE3_CRITERIA
-from .experiments import (
-    RATE_HINT,
-    Chain,
-    Settings,
-    resolve_settings,
-    run_sweep,
-    sweep_plan,
-)
+from .data import Dataset
 from .nets import get_architecture
 from .provenance import check_clean_tree
+from .pruning import run_sweep, sweep_plan
 from .sparse import estimated_speedup
+from .specs import RATE_HINT, Chain, Settings, resolve_settings
 from .store import RunStore, StateCache
 from .train import DeadlineReached
 
@@ -82,7 +76,7 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "fc-fig3",
         "Figure 3, FC: 9 criteria x 5 seeds x 24 rounds at the paper's protocol",
-        (_paper("fc", FIGURE3_CRITERIA, range(5)),),
+        (_paper("fc", paper.FIGURE3_CRITERIA, range(5)),),
     ),
     Target(
         "fc-fig4-5-s5-seeds-0-1",
@@ -202,6 +196,7 @@ def run_campaign(
     progress: bool = True,
     allow_dirty: bool | None = None,
     log: Callable[[str], None] = print,
+    data: Dataset | None = None,
 ) -> bool:
     """Train the targets' missing runs in order until ``deadline`` (a ``time.time()`` value);
     True if every target is complete, False if the deadline stopped it (cleanly: see the module
@@ -224,6 +219,7 @@ def run_campaign(
                 store=store,
                 cache=cache,
                 data_root=data_root,
+                data=data,
                 progress=progress,
                 log=log,
                 allow_dirty=allow_dirty,

@@ -2,8 +2,8 @@
 "The paper at full scale", item 2; DESIGN.md, "Runs, results and caching").
 
 Round r+1 of a chain starts (PAPER.md section 1) from the mask its criterion chooses from round
-r's ``(w_start, w_final, mask)``, and from its mask-1 and mask-0 actions applied to round r's
-``w_start`` (:func:`lth.actions.next_round_start`). The actions use ``w_final`` only through
+r's ``(w_i, w_f, mask)``, and from its mask-1 and mask-0 actions applied to round r's
+``w_i`` (:func:`lth.actions.next_round_start`). The actions use ``w_f`` only through
 "moved toward zero", ``abs(w_f) < abs(w_i)`` (the mask-0 variants of section 7), and their
 random draws come from generators seeded by the run's key. So round r+1's start is a
 deterministic function of round r's start and mask plus two bit masks, a :class:`Step`:
@@ -41,7 +41,7 @@ NEEDS_TOWARD_ZERO = frozenset({"variant_1", "variant_2", "random_zero_control"})
 class Step:
     """What round r+1 of a chain adds to round r's start: ``keep[l]`` (bool, one entry per
     weight that round r's mask kept, in flattened order) says which of them round r+1 keeps;
-    ``toward_zero[l]`` (bool, the whole layer) is ``abs(w_f) < abs(w_start)`` of round r, or
+    ``toward_zero[l]`` (bool, the whole layer) is ``abs(w_f) < abs(w_i)`` of round r, or
     None when the chain's mask-0 action does not use it; ``start_sha256`` fingerprints the
     start this step gives (see :func:`start_digest`)."""
 
@@ -59,7 +59,7 @@ def start_digest(starts: Sequence[Tensor], trained: Sequence[Tensor], mask: Sequ
 
 
 def apply_step(
-    chain, round_: int, w_start: Sequence[Tensor], mask: Sequence[Tensor], step: Step
+    chain, round_: int, w_i: Sequence[Tensor], mask: Sequence[Tensor], step: Step
 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """Round ``round_``'s (start values, tensor to train, mask) of ``chain`` from round
     ``round_ - 1``'s start values and mask and the step between them."""
@@ -73,8 +73,8 @@ def apply_step(
     generator = seeded_generator(chain.run_key(round_), "mask-1")
     toward = step.toward_zero or [None] * len(mask)
     starts, trained = [], []
-    for ws, m, tz in zip(w_start, new_mask, toward, strict=True):
-        # a w_final with the same "moved toward zero" as round r's: 0 where it moved, else w_i
+    for ws, m, tz in zip(w_i, new_mask, toward, strict=True):
+        # a w_f with the same "moved toward zero" as round r's: 0 where it moved, else w_i
         wf = ws if tz is None else torch.where(tz, torch.zeros_like(ws), ws)
         start, train = next_round_start(ws, wf, m, mask1, mask0, generator)
         starts.append(start)
@@ -84,8 +84,8 @@ def apply_step(
 
 def make_step(
     chain,
-    w_start: Sequence[Tensor],
-    w_final: Sequence[Tensor],
+    w_i: Sequence[Tensor],
+    w_f: Sequence[Tensor],
     mask: Sequence[Tensor],
     new_mask: Sequence[Tensor],
     start: tuple[Sequence[Tensor], Sequence[Tensor], Sequence[Tensor]],
@@ -95,7 +95,7 @@ def make_step(
     keep = [n.reshape(-1)[m.reshape(-1) != 0] != 0 for m, n in zip(mask, new_mask, strict=True)]
     toward = None
     if chain.mask0 in NEEDS_TOWARD_ZERO:
-        toward = [wf.abs() < ws.abs() for ws, wf in zip(w_start, w_final, strict=True)]
+        toward = [wf.abs() < ws.abs() for ws, wf in zip(w_i, w_f, strict=True)]
     return Step(keep, toward, start_digest(*start))
 
 

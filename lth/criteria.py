@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .registry import Registry
+
 Criterion = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -108,9 +110,9 @@ def magnitude_increase_diff_sign(w_i: Tensor, w_f: Tensor) -> Tensor:
 
 
 #: Every mask criterion of PAPER.md section 5, by the paper's name.
-CRITERIA: dict[str, Criterion] = {
-    f.__name__: f
-    for f in (
+CRITERIA: Registry[Criterion] = Registry.of_functions(
+    "mask criterion",
+    (
         large_final,
         small_final,
         large_init,
@@ -124,21 +126,13 @@ CRITERIA: dict[str, Criterion] = {
         large_final_diff_sign,
         magnitude_increase_same_sign,
         magnitude_increase_diff_sign,
-    )
-}
-
-#: The nine criteria of the paper's Figure 3, in its legend order.
-FIGURE3_CRITERIA: tuple[str, ...] = tuple(list(CRITERIA)[:9])
+    ),
+)
 
 
 def get_criterion(name: str) -> Criterion:
     """Look up a criterion by name; an unknown name lists the accepted ones."""
-    try:
-        return CRITERIA[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown mask criterion {name!r}; accepted: {', '.join(CRITERIA)}"
-        ) from None
+    return CRITERIA.lookup(name)
 
 
 def number_to_keep(remaining: int, rate: float) -> int:

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .protocol import Protocol
+from .registry import Registry
 from .sparse import SparseWeights, sparse_linear
 
 
@@ -86,8 +88,11 @@ class Architecture:
     dataset: str
     input_shape: tuple[int, ...]
     layers: tuple[Layer, ...]
+    protocol: Protocol
     num_classes: int = 10
     description: str = field(default="", compare=False)
+    #: training model-samples/s measured on the 2-core development CPU (fp32), for estimates
+    rate_hint: float = field(default=50_000.0, compare=False)
 
     def __post_init__(self) -> None:
         self.feature_shapes()  # raises if the layers do not fit together
@@ -145,13 +150,22 @@ class Architecture:
         return biggest
 
 
-def _fc(name: str, sizes: Sequence[int], hidden_rate: float, output_rate: float) -> Architecture:
+def _fc(
+    name: str,
+    sizes: Sequence[int],
+    hidden_rate: float,
+    output_rate: float,
+    protocol: Protocol,
+    rate_hint: float,
+) -> Architecture:
     return Architecture(
         name=name,
         dataset="mnist",
         input_shape=(1, 28, 28),
         layers=_linear_layers(sizes, hidden_rate, output_rate),
+        protocol=protocol,
         description="LeNet-300-100 on MNIST",
+        rate_hint=rate_hint,
     )
 
 
@@ -169,7 +183,9 @@ def _linear_layers(
     )
 
 
-def _conv(name: str, widths: Sequence[int], conv_rate: float) -> Architecture:
+def _conv(
+    name: str, widths: Sequence[int], conv_rate: float, protocol: Protocol, rate_hint: float
+) -> Architecture:
     """Conv-2/4/6 of PAPER.md section 2 on CIFAR-10: 3x3 conv layers of ``widths`` channels with
     a 2x2 max-pool after every second one, then fc256, fc256, fc10. Pruning rates of section 4:
     ``conv_rate`` for the conv layers, 20% for the fc layers, 10% for the output layer."""
@@ -191,27 +207,36 @@ def _conv(name: str, widths: Sequence[int], conv_rate: float) -> Architecture:
         dataset="cifar10",
         input_shape=(3, 32, 32),
         layers=convs + fcs,
+        protocol=protocol,
         description=f"Conv-{len(widths)} on CIFAR-10",
+        rate_hint=rate_hint,
     )
 
 
-#: The networks of PAPER.md section 2.
-ARCHITECTURES: dict[str, Architecture] = {
-    "fc": _fc("fc", (784, 300, 100, 10), hidden_rate=0.2, output_rate=0.1),
-    "conv2": _conv("conv2", (64, 64), conv_rate=0.1),
-    "conv4": _conv("conv4", (64, 64, 128, 128), conv_rate=0.1),
-    "conv6": _conv("conv6", (64, 64, 128, 128, 256, 256), conv_rate=0.15),
-}
+#: The networks of PAPER.md section 2, each declared once: its dataset, layers and pruning
+#: rates (section 4), its training protocol (section 3: iterations, batch, Adam's rate) and the
+#: training rate measured on the development CPU (model-samples/s, fp32; for estimates). The
+#: dataset's split (training/validation/test sizes) is the dataset's: :data:`lth.data.SPLITS`.
+ARCHITECTURES: Registry[Architecture] = Registry(
+    "network",
+    (
+        (
+            "fc",
+            _fc("fc", (784, 300, 100, 10), 0.2, 0.1, Protocol(50_380, 60, 1.2e-3), 50_000),
+        ),
+        ("conv2", _conv("conv2", (64, 64), 0.1, Protocol(20_250, 60, 2e-4), 450)),
+        ("conv4", _conv("conv4", (64, 64, 128, 128), 0.1, Protocol(25_500, 60, 3e-4), 250)),
+        (
+            "conv6",
+            _conv("conv6", (64, 64, 128, 128, 256, 256), 0.15, Protocol(30_000, 60, 3e-4), 160),
+        ),
+    ),
+)
 
 
 def get_architecture(name: str) -> Architecture:
     """Look up a network by name; an unknown name lists the accepted ones."""
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown network {name!r}; accepted: {', '.join(sorted(ARCHITECTURES))}"
-        ) from None
+    return ARCHITECTURES.lookup(name)
 
 
 def seeded_generator(*parts: object) -> torch.Generator:
@@ -299,31 +324,9 @@ class Population:
         for the linear layers: batched GEMMs, which multiply member by member, so that each
         member's products are computed the same way whatever K is (a shared batch is not merged
         into one wider GEMM for the same reason: its blocking would depend on K). The per-member
-        loop was the fastest of the three
-        candidates on this project's 2-core AVX-512 CPU (Conv2, batch 60, forward + backward +
-        fused Adam, fp32, NCHW, 1 thread beside a concurrent job; model-samples/s, best of 2-3
-        steps):
-
-        =====  ==================  ==================  ==================
-        K      grouped conv        vmap(F.conv2d)      per-member loop
-               shared / member     shared / member     shared / member
-        =====  ==================  ==================  ==================
-        1      292 / 288           299 / 274           239 / 263
-        2      232 / 275           224 / 233           313 / 315
-        4      184 / 191           176 / 178           268 / 266
-        8      175 / 196           170 / 189           294 / 307
-        =====  ==================  ==================  ==================
-
-        Grouped convolution (input ``(B, K*C, H, W)``, weight ``(K*out, C, 3, 3)``,
-        ``groups=K``; for a shared input the first layer as one ungrouped conv with ``K*out``
-        filters) loses in oneDNN's grouped weight-gradient kernel (4x slower than K separate
-        ones at K=4), and ``vmap`` lowers to the same grouped call. An ungrouped shared first
-        layer followed by per-member convs measured 227 at K=8 (its output slices are
-        non-contiguous). In bf16 the loop also wins (K=4: 461 vs 368 per-member input), and
-        grouped stays behind in channels-last too (one 64-channel layer at K=4, forward +
-        backward: fp32 621 vs 546 ms, bf16 294 vs 265 ms). Channels-last then made the whole
-        loop 10-25% faster than NCHW (Conv2/Conv4, K=1-2, fp32 and bf16): NCHW max-pooling with
-        indices took 23 ms per Conv2 layer against 1.4 ms channels-last.
+        loop was the fastest of the candidates measured (grouped convolution, ``vmap``) on this
+        project's CPU, channels-last 10-25% faster than NCHW: the measurements are in
+        ``benchmarks/NOTES.md``.
         """
         weights = self.weights if weights is None else weights
         biases = self.biases if biases is None else biases

@@ -137,6 +137,22 @@ FIGURE_S5_CLAIMS: tuple[Claim, ...] = (
     ),
 )
 
+#: Table 1's rows, named once, by what computes them: the best untrained supermask of a
+#: (criterion, weight treatment), the learned supermasks of a (weights, dynamic weight rescaling),
+#: and the trained dense network (PAPER.md sections 8 and 9). :data:`TABLE1` and
+#: :func:`lth.report.table1_ours` both use these labels.
+TABLE1_UNTRAINED_ROWS: dict[tuple[str, str], str] = {
+    ("large_final_same_sign", "init"): "large_final_same_sign, init weights",
+    ("large_final_same_sign", "signed_constant"): "large_final_same_sign, signed constant",
+}
+TABLE1_LEARNED_ROWS: dict[tuple[str, bool], str] = {
+    ("init", False): "learned supermask",
+    ("init", True): "learned supermask + DWR",
+    ("signed_constant", False): "learned supermask, signed constant weights",
+    ("signed_constant", True): "learned supermask + DWR, signed constant weights",
+}
+TABLE1_DENSE_ROW = "trained dense baseline"
+
 #: Table 1 (PAPER.md section 9): best accuracy over prune levels, mean of four or more runs.
 TABLE1: dict[str, dict[str, Reported]] = {
     "large_final_same_sign, init weights": {
@@ -219,7 +235,18 @@ def claims_markdown(frame, claims: tuple[Claim, ...], hue: str = "criterion") ->
     return "\n".join(lines)
 
 
-#: What Figures 4, 5 and S5 compare (PAPER.md sections 6, 7 and 10), in legend order.
+#: What Figures 3, 4, 5 and S5 compare (PAPER.md sections 5, 6, 7 and 10), in legend order.
+FIGURE3_CRITERIA: tuple[str, ...] = (
+    "large_final",
+    "small_final",
+    "large_init",
+    "small_init",
+    "large_init_large_final",
+    "small_init_small_final",
+    "magnitude_increase",
+    "movement",
+    "random",
+)
 FIGURE4_MASK1: tuple[str, ...] = (
     "rewind",
     "reinit",

@@ -25,7 +25,6 @@ instead of running the default profile. Run notebooks in a fresh kernel (papermi
 
 from __future__ import annotations
 
-import difflib
 import numbers
 import os
 import re
@@ -37,8 +36,9 @@ from pathlib import Path
 from .actions import MASK0_ACTIONS, MASK1_ACTIONS
 from .criteria import CRITERIA
 from .data import DATA_ENV, DEFAULT_ROOT, _partial_test_allowed
-from .experiments import PROFILES
 from .nets import ARCHITECTURES
+from .registry import unknown
+from .specs import PROFILES
 from .store import CACHE_ENV, RUNS_ENV, default_cache_dir, default_runs_dir
 from .supermask import TREATMENTS
 from .train import PRECISIONS, PROTOCOLS
@@ -50,20 +50,6 @@ class ParameterError(ValueError):
 
     def _render_traceback_(self) -> list[str]:  # IPython's hook for an exception's display
         return [f"{type(self).__name__}: {self}"]
-
-
-def unknown(
-    what: str, given: object, accepted: Iterable[str], *, where: str = "", suggest: bool = False
-) -> str:
-    """The message for a name not in a registry: ``unknown network 'conv9'; accepted: fc, ...``
-    (``where``: e.g. `` in '[fc, conv9]'``; with ``suggest``, a close accepted name is offered:
-    ``did you mean 'profile'?``)."""
-    accepted = list(accepted)
-    hint = ""
-    if suggest and isinstance(given, str):
-        close = difflib.get_close_matches(given, accepted, n=1, cutoff=0.7)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {what} {given!r}{where}{hint}; accepted: {', '.join(accepted)}"
 
 
 # ----------------------------------------------------------------------------- value kinds

@@ -302,6 +302,10 @@ class LegacyRemake(RunStore):
         return atomic_write(self.path(key), lambda f: f.write(text.encode()))
 
 
+#: A cache written before the paper's names were used everywhere called w_i and w_f these.
+OLD_STATE_NAMES = {"w_start": "w_i", "w_final": "w_f"}
+
+
 class StateCache:
     """Per-run tensors (``{name: list of tensors}``) at ``<root>/<key>.pt``."""
 
@@ -322,7 +326,7 @@ class StateCache:
             state = torch.load(path, weights_only=True)
             if not isinstance(state, dict):
                 raise ValueError("not a dict of tensor lists")
-            return state
+            return {OLD_STATE_NAMES.get(name, name): tensors for name, tensors in state.items()}
         except FileNotFoundError:
             return None
         except Exception as error:  # unpickling errors of every kind: a damaged file

@@ -34,6 +34,7 @@ from .actions import constant_same_sign, rewind
 from .criteria import Criterion, keep_order, number_to_keep
 from .data import Dataset, Split, to_float
 from .nets import Architecture, Population, get_architecture, initial_weights, seeded_generator
+from .registry import Registry
 from .train import (
     BatchOrder,
     accuracy,
@@ -45,7 +46,9 @@ from .train import (
 
 #: The values the kept weights of a supermask take (PAPER.md section 8): the original init, or
 #: the signed constant sigma_L x sign(w_i) (section 6's "constant, same sign" action).
-TREATMENTS = {"init": rewind, "signed_constant": constant_same_sign}
+TREATMENTS = Registry(
+    "weight treatment", {"init": rewind, "signed_constant": constant_same_sign}.items()
+)
 
 #: One-shot levels of the untrained supermasks: k = 0..24, as the 25 levels of Figure 3.
 SUPERMASK_LEVELS = tuple(range(25))
@@ -56,18 +59,13 @@ OFFICIAL_EPOCHS = 2000
 
 def get_treatment(name: str):
     """Look up a weight treatment by name; an unknown name lists the accepted ones."""
-    try:
-        return TREATMENTS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown weight treatment {name!r}; accepted: {', '.join(TREATMENTS)}"
-        ) from None
+    return TREATMENTS.lookup(name)
 
 
-def treated_weights(w_init: Sequence[Tensor], treatment: str) -> list[Tensor]:
+def treated_weights(w_i: Sequence[Tensor], treatment: str) -> list[Tensor]:
     """Every layer's weights under ``treatment``, before masking (sigma_L per layer)."""
     action = get_treatment(treatment)
-    return [action(w, torch.ones_like(w), torch.Generator()) for w in w_init]
+    return [action(w, torch.ones_like(w), torch.Generator()) for w in w_i]
 
 
 def one_shot_keep(arch: Architecture, k: int) -> list[int]:
@@ -86,8 +84,8 @@ def one_shot_keep(arch: Architecture, k: int) -> list[int]:
 
 def one_shot_masks(
     arch: Architecture,
-    w_init: Sequence[Tensor],
-    w_final: Sequence[Tensor],
+    w_i: Sequence[Tensor],
+    w_f: Sequence[Tensor],
     criterion: Criterion,
     levels: Sequence[int],
     generator: torch.Generator,
@@ -96,12 +94,12 @@ def one_shot_masks(
     run's weights per layer, so a sparser level's mask lies inside a denser one's."""
     orders = [
         keep_order(torch.ones_like(wi), wi, wf, criterion, generator)
-        for wi, wf in zip(w_init, w_final, strict=True)
+        for wi, wf in zip(w_i, w_f, strict=True)
     ]
     masks = []
     for k in levels:
         level = []
-        for w, order, keep in zip(w_init, orders, one_shot_keep(arch, k), strict=True):
+        for w, order, keep in zip(w_i, orders, one_shot_keep(arch, k), strict=True):
             m = torch.zeros(w.numel())
             m[order[:keep]] = 1
             level.append(m.view(w.shape))

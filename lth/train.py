@@ -26,7 +26,6 @@ the start. Inside the training loop nothing waits for the device except the eval
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
 import time
@@ -41,59 +40,13 @@ from torch.optim.adam import adam as _functional_adam
 from tqdm import tqdm
 
 from .data import Dataset, Split, to_float
-from .nets import Population, seeded_generator
+from .nets import ARCHITECTURES, Population, seeded_generator
+from .protocol import PRECISIONS, Protocol, autocast, check_precision  # noqa: F401 (re-exported)
 from .sparse import SparseMembers, SparseWeights
 from .store import atomic_write
 
-
-@dataclass(frozen=True)
-class Protocol:
-    """Optimiser and schedule of one network (PAPER.md section 3, Adam throughout)."""
-
-    iterations: int
-    batch_size: int = 60
-    lr: float = 1.2e-3
-    eval_every: int = 100
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-
-    def __post_init__(self) -> None:
-        for name in ("iterations", "batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"learning rate must be positive, got {self.lr}")
-
-    def evaluation_points(self) -> list[int]:
-        """Iterations at which validation loss is measured: 0, every ``eval_every``, the end."""
-        points = list(range(0, self.iterations, self.eval_every))
-        return points + [self.iterations]
-
-
-#: The paper's protocol per network (PAPER.md section 3).
-PROTOCOLS: dict[str, Protocol] = {
-    "fc": Protocol(iterations=50_380, batch_size=60, lr=1.2e-3),
-    "conv2": Protocol(iterations=20_250, batch_size=60, lr=2e-4),
-    "conv4": Protocol(iterations=25_500, batch_size=60, lr=3e-4),
-    "conv6": Protocol(iterations=30_000, batch_size=60, lr=3e-4),
-}
-
-#: Accepted values of ``precision``: "fp32" (the paper's) and "bf16" (autocast to bfloat16).
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
-
-
-def check_precision(precision: str) -> str:
-    """``precision`` itself if it is one of :data:`PRECISIONS`, else a ValueError."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
-    return precision
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """The context the forward pass and the loss run in: bf16 autocast, or nothing for fp32."""
-    if check_precision(precision) == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+#: The paper's protocol per network (PAPER.md section 3), from each network's declaration.
+PROTOCOLS: dict[str, Protocol] = {name: arch.protocol for name, arch in ARCHITECTURES.items()}
 
 
 def dataset_on(data: Dataset, device: torch.device) -> Dataset:

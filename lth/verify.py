@@ -26,19 +26,12 @@ from pathlib import Path
 import torch
 
 from .criteria import get_criterion
-from .experiments import (
-    LEARNED_EPOCH_HINT_S,
-    RATE_HINT,
-    Chain,
-    chain_steps,
-    learned_supermask_sweep,
-    resolve_settings,
-    run_sweep,
-    state_digest,
-    untrained_supermask_sweep,
-)
+from .data import Dataset
+from .pruning import chain_steps, run_sweep, state_digest
+from .specs import LEARNED_EPOCH_HINT_S, RATE_HINT, Chain, resolve_settings
 from .store import RunStore, StateCache, is_legacy
 from .supermask import LearnedSupermask
+from .supermask_sweeps import learned_supermask_sweep, untrained_supermask_sweep
 
 #: Extra cost of validation passes over the training itself, for estimates.
 EVALUATION_OVERHEAD = 1.3
@@ -165,12 +158,14 @@ def remake(
     cache: StateCache,
     scratch: Path,
     data_root: str | None = None,
+    data: Dataset | None = None,
 ) -> dict | None:
-    """Re-make ``record`` alone in the scratch folder; the new record (None if it came out
-    under another key, e.g. because the data differs)."""
+    """Re-make ``record`` alone in the scratch folder (on ``data`` if given, else on the
+    dataset under ``data_root``); the new record (None if it came out under another key, e.g.
+    because the data differs)."""
     spec = record["spec"]
     out, out_cache = RunStore(scratch / "runs"), StateCache(scratch / "cache")
-    quiet: dict = {"progress": False, "log": lambda message: None, "data_root": data_root}
+    quiet: dict = {"progress": False, "log": lambda m: None, "data_root": data_root, "data": data}
     if kind(record) == "run":
         chain, round_ = chain_of(spec)
         if round_ > 0 and not _seed_scratch(
@@ -219,6 +214,7 @@ def verify_record(
     store: RunStore,
     cache: StateCache,
     data_root: str | None = None,
+    data: Dataset | None = None,
 ) -> Verdict:
     """Re-make one record, with the thread count it was made with, and compare it bit for
     bit (a product split between another number of threads may round differently)."""
@@ -227,7 +223,7 @@ def verify_record(
     torch.set_num_threads(record.get("provenance", {}).get("threads") or threads)
     try:
         with tempfile.TemporaryDirectory(prefix="lth-verify-") as scratch:
-            remade = remake(record, store, cache, Path(scratch), data_root)
+            remade = remake(record, store, cache, Path(scratch), data_root, data)
     finally:
         torch.set_num_threads(threads)
     diffs = differences(record, remade)
@@ -254,6 +250,7 @@ def verify(
     seed: int = 0,
     max_minutes: float | None = None,
     data_root: str | None = None,
+    data: Dataset | None = None,
     report: Callable[[str], None] = print,
 ) -> list[Verdict]:
     """Verify the records ``keys``, or (no keys) ``sample`` verifiable records drawn with
@@ -280,7 +277,7 @@ def verify(
                 verdicts.append(verdict)
                 report(verdict.line())
                 continue
-        verdict = verify_record(record, store, cache, data_root)
+        verdict = verify_record(record, store, cache, data_root, data)
         verdicts.append(verdict)
         report(verdict.line())
     return verdicts

@@ -1,17 +1,22 @@
-"""Build the book: execute every source notebook with papermill, build the site, check figures.
+"""Build the book: execute every page's notebook with papermill, build the site, check figures.
 
     python scripts/build_book.py                         # committed profile -> _build/html
     python scripts/build_book.py --profile smoke --runs /tmp/runs
     python scripts/build_book.py --only criteria -p seeds "[0, 1, 2]"
     python scripts/build_book.py --check-only            # only check figures and pages
 
-Steps:
-1. each notebooks/<name>.ipynb is executed by papermill (kernel python3, CWD = repository root)
-   into a temporary file; only a notebook that ran without error is moved to book/<name>.ipynb.
-   A failed one is kept in _build/failed/ for inspection and the script stops (exit 1).
+The pages are declared once, in lth/pages.py (PAGES): each page's notebook, parameters,
+title, smoke overrides and figures. Steps:
+0. the registry must match the repository: every page in _toc.yml and every _toc.yml chapter a
+   page, every page's notebook in notebooks/ and every notebook there used by a page (exit 2).
+1. each page is executed by papermill from notebooks/<notebook>.ipynb (kernel python3, CWD =
+   repository root) into a temporary file; only a notebook that ran without error is moved to
+   book/<page>.ipynb. A failed one is kept in _build/failed/ for inspection and the script stops
+   (exit 1). The pages named after their notebook run first, by name, then the others in the
+   order of PAGES.
 2. `jupyter-book build . --all -W --keep-going` renders the executed copies (execution is off).
-3. every PNG listed in book/figures.txt must exist and be a PNG, and every page in _toc.yml
-   must have its HTML file.
+3. every PNG the pages declare (book/figures/<figure>) must exist and be a PNG, and every page
+   in _toc.yml must have its HTML file.
 
 Before step 1 every parameter is checked, for every notebook it goes to (lth/parameters.py): a
 `-p` name no notebook to be executed declares is an error; a name goes only to the notebooks
@@ -29,38 +34,34 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import nbformat
 import papermill
 import yaml
 
+from lth.pages import PAGES, Page
 from lth.parameters import ParameterError, check_environment, check_parameters, unknown
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BOOK = ROOT / "book"
-FIGURES_LIST = BOOK / "figures.txt"
+FIGURES = BOOK / "figures"
 HTML = ROOT / "_build" / "html"
 FAILED = ROOT / "_build" / "failed"
-
-#: Extra pages executed from a source notebook with other parameters: page -> (source, page
-#: title, parameters, smoke overrides). The page's parameters come first, then the command line's
-#: (--profile, -p), then, with --profile smoke, the smoke overrides (keep CI small).
-VARIANTS: dict[str, tuple[str, str, dict[str, object], dict[str, object]]] = {
-    "criteria_conv2": (
-        "criteria",
-        "Figure 3 on Conv2 (CIFAR-10): mask criteria",
-        {
-            "net": "conv2",
-            "profile": "conv-short",
-            "criteria": ["large_final", "magnitude_increase", "random"],
-            "figure_name": "criteria_conv2",
-        },
-        {"criteria": ["large_final"], "rounds": 1, "iterations": 5},  # 300 CIFAR images
-    ),
-}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class Job(NamedTuple):
+    """One notebook execution: ``source`` run with ``parameters`` (checked), published as
+    book/<page>.ipynb, its first heading replaced by ``title`` unless that is empty."""
+
+    source: Path
+    parameters: dict[str, object]
+    page: str
+    title: str
 
 
 def parse_value(text: str) -> object:
@@ -105,37 +106,52 @@ def notebook_kinds(source: Path) -> dict[str, str]:
     return kinds
 
 
+def execution_order(pages: Sequence[Page]) -> list[Page]:
+    """``pages`` in the order they are executed: the pages named after their notebook first, by
+    name (the notebooks' order), then the others in registry order (each after its notebook's
+    own page, whose run records and cache it may reuse)."""
+    own = sorted((page for page in pages if page.name == page.notebook), key=lambda p: p.name)
+    return own + [page for page in pages if page.name != page.notebook]
+
+
 def planned_runs(
     parameters: dict[str, object], profile: str | None = None, only: str | None = None
-) -> list[tuple[Path, dict[str, object], str | None, str]]:
-    """The notebooks to execute, as (source, parameters, page, title), every parameter checked
-    before the first one runs; a notebook gets only the command line's parameters it declares.
-    Raises :class:`ParameterError` for an unknown `--only` page or `-p` name, or a bad value."""
-    sources = {path.stem: path for path in sorted(NOTEBOOKS.glob("*.ipynb"))}
-    pages = [*sources, *VARIANTS]
+) -> list[Job]:
+    """The notebooks to execute, one :class:`Job` per page of :data:`PAGES`, every parameter
+    checked before the first one runs. A page's parameters come first, then the command line's
+    (--profile, -p), then, with --profile smoke, its smoke overrides; a notebook gets only the
+    command line's parameters it declares. Raises :class:`ParameterError` for an unknown
+    `--only` page or `-p` name, or a bad value."""
+    ordered = execution_order(PAGES)
+    names = [page.name for page in ordered]
     only = None if only is None else Path(only).stem
-    if only is not None and only not in pages:
-        raise ParameterError("--only: " + unknown("notebook or page", only, pages))
-    planned = [(path, dict(parameters), None, "") for stem, path in sources.items()]
-    for page, (stem, title, own, smoke) in VARIANTS.items():
-        merged = {**own, **parameters, **(smoke if profile == "smoke" else {})}
-        planned.append((sources[stem], merged, page, title))
-    planned = [job for job in planned if only in (None, job[2] or job[0].stem)]
-    kinds = {path: notebook_kinds(path) for path in {job[0] for job in planned}}
+    if only is not None and only not in names:
+        raise ParameterError("--only: " + unknown("notebook or page", only, names))
+    planned = [
+        (
+            page,
+            NOTEBOOKS / f"{page.notebook}.ipynb",
+            {**page.parameters, **parameters, **(page.smoke if profile == "smoke" else {})},
+        )
+        for page in ordered
+        if only in (None, page.name)
+    ]
+    kinds = {source: notebook_kinds(source) for source in {source for _, source, _ in planned}}
     declared = sorted(set().union(*kinds.values()))
     for name in parameters:
         if name not in declared:
             raise ParameterError("-p: " + unknown("parameter", name, declared, suggest=True))
     checked = []
-    for source, given, page, title in planned:
+    for page, source, given in planned:
         own = kinds[source]
         given = {k: v for k, v in given.items() if k in own or k not in parameters}
         try:
             given = check_parameters(own, given)
         except ParameterError as error:
             where = source.relative_to(ROOT)
-            raise ParameterError(f"{f'{page} ({where})' if page else where}: {error}") from None
-        checked.append((source, given, page, title))
+            named = where if page.name == page.notebook else f"{page.name} ({where})"
+            raise ParameterError(f"{named}: {error}") from None
+        checked.append(Job(source, given, page.name, page.title or ""))
     return checked
 
 
@@ -143,7 +159,7 @@ def execute(
     source: Path, parameters: dict[str, object], page: str | None = None, title: str = ""
 ) -> None:
     """Run one notebook with papermill; publish it to book/<page>.ipynb (default: the source's
-    name) only if every cell succeeded; ``title`` replaces the first heading."""
+    name) only if every cell succeeded; ``title`` (unless empty) replaces the first heading."""
     name = source.relative_to(ROOT)
     target = BOOK / f"{page or source.stem}.ipynb"
     print(f"== executing {name} with parameters {parameters or '{}'}", flush=True)
@@ -200,13 +216,50 @@ def toc_pages() -> list[str]:
     return [str(Path(page).with_suffix("")) for page in walk(toc)]
 
 
+def registry_problems() -> list[str]:
+    """The ways :data:`PAGES` (lth/pages.py) disagrees with the repository: a page twice, a page
+    not in _toc.yml, a _toc.yml chapter that is no page (a hand-written book/<name>.md is
+    allowed), a page whose notebook is missing, a notebook in notebooks/ that no page uses."""
+    problems = []
+    names = [page.name for page in PAGES]
+    problems += [
+        f"lth/pages.py: page {n!r} is declared twice"
+        for n in sorted(set(names))
+        if names.count(n) > 1
+    ]
+    root = str(Path(yaml.safe_load((ROOT / "_toc.yml").read_text())["root"]).with_suffix(""))
+    chapters = [entry for entry in toc_pages() if entry != root]
+    problems += [
+        f"lth/pages.py: page {page.name!r} is not in _toc.yml (add `  - file: book/{page.name}`)"
+        for page in PAGES
+        if f"book/{page.name}" not in chapters
+    ]
+    problems += [
+        f"_toc.yml: chapter {chapter} is not a page in lth/pages.py (add a Page to PAGES)"
+        for chapter in chapters
+        if chapter not in [f"book/{name}" for name in names]
+        and not (ROOT / f"{chapter}.md").is_file()
+    ]
+    problems += [
+        f"lth/pages.py: page {page.name!r}: notebook notebooks/{page.notebook}.ipynb is missing"
+        for page in PAGES
+        if not (NOTEBOOKS / f"{page.notebook}.ipynb").is_file()
+    ]
+    used = {page.notebook for page in PAGES}
+    problems += [
+        f"notebooks/{path.name} is used by no page in lth/pages.py (add a Page to PAGES)"
+        for path in sorted(NOTEBOOKS.glob("*.ipynb"))
+        if path.stem not in used
+    ]
+    return problems
+
+
 def check_outputs(html: bool = True) -> list[str]:
     """Return the problems found: missing or broken figures, missing HTML pages."""
     problems = []
-    figures = [line.strip() for line in FIGURES_LIST.read_text().splitlines()]
-    figures = [line for line in figures if line and not line.startswith("#")]
-    for name in figures:
-        path = ROOT / name
+    figures = [(page.name, FIGURES / figure) for page in PAGES for figure in page.figures]
+    for page, path in figures:
+        name = f"{path.relative_to(ROOT)} (page {page})"
         if not path.is_file():
             problems.append(f"figure missing: {name}")
         elif path.stat().st_size == 0:
@@ -218,7 +271,7 @@ def check_outputs(html: bool = True) -> list[str]:
         if not (HTML / f"{page}.html").is_file():
             problems.append(f"page missing: {(HTML / page).relative_to(ROOT)}.html")
     print(
-        f"== checked {len(figures)} figure(s) from {FIGURES_LIST.relative_to(ROOT)}"
+        f"== checked {len(figures)} figure(s) of {len(PAGES)} page(s) in lth/pages.py"
         + (f" and {len(pages)} page(s) in {HTML.relative_to(ROOT)}" if html else ""),
         flush=True,
     )
@@ -238,11 +291,16 @@ def main() -> None:
         help="extra papermill parameter, value read as YAML (repeatable)",
     )
     parser.add_argument("--runs", type=Path, help="run-store directory for the kernel (LTH_RUNS)")
-    parser.add_argument("--only", metavar="NAME", help="execute only notebooks/NAME.ipynb")
+    parser.add_argument("--only", metavar="PAGE", help="execute only the page PAGE (lth/pages.py)")
     parser.add_argument("--skip-build", action="store_true", help="do not run jupyter-book")
     parser.add_argument("--check-only", action="store_true", help="only check figures and pages")
     args = parser.parse_args()
 
+    problems = registry_problems()  # the registry before anything else
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(2)
     if not args.check_only:
         parameters: dict[str, object] = {}
         if args.profile is not None:
@@ -258,7 +316,7 @@ def main() -> None:
             args.runs.mkdir(parents=True, exist_ok=True)
             os.environ["LTH_RUNS"] = str(args.runs.resolve())  # the kernel inherits it
 
-        (BOOK / "figures").mkdir(parents=True, exist_ok=True)
+        FIGURES.mkdir(parents=True, exist_ok=True)
         for source, given, page, title in planned:
             execute(source, given, page, title)
         if not args.skip_build:

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from lth import experiments
+import lth.data
 from lth.data import Dataset, Split
 
 N_TRAIN, N_VAL, N_TEST = 600, 100, 100
@@ -63,20 +63,19 @@ def device() -> torch.device:
     return torch.device(os.environ.get("LTH_TEST_DEVICE", "cpu"))
 
 
+#: The tiny dataset every sweep of the tests trains on: sweeps take it as their ``data``.
+TINY = make_tiny_data()
+
+
 @pytest.fixture(scope="session")
 def tiny_data() -> Dataset:
     """See :func:`make_tiny_data`."""
-    return make_tiny_data()
+    return TINY
 
 
 @pytest.fixture
-def patched_data(tiny_data, monkeypatch) -> Dataset:
-    """Make ``lth.experiments.run_sweep`` load ``tiny_data`` instead of any real dataset."""
-    calls = []
-
-    def fake_load_dataset(name, root=None, **kwargs):
-        calls.append(name)
-        return tiny_data
-
-    monkeypatch.setattr(experiments, "load_dataset", fake_load_dataset)
-    return tiny_data
+def cli_data(monkeypatch) -> Dataset:
+    """The command line reads its dataset from a folder, where the tests have none: make
+    :func:`lth.data.load_dataset` give the tiny dataset (the one seam the tests patch)."""
+    monkeypatch.setattr(lth.data, "load_dataset", lambda name, root=None, **kwargs: TINY)
+    return TINY

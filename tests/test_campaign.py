@@ -6,6 +6,7 @@ import shutil
 import time
 
 import pytest
+from conftest import TINY
 from test_many_writers import results
 
 from lth import campaign
@@ -37,12 +38,12 @@ def folders(root):
     return dict(store=RunStore(root / "runs"), cache=StateCache(root / "cache"))
 
 
-def test_the_plan_says_what_exists_and_what_it_costs(patched_data, tmp_path):
+def test_the_plan_says_what_exists_and_what_it_costs(tmp_path):
     quiet = dict(progress=False, log=lambda message: None)
     plans = campaign_plan(SMALL, **folders(tmp_path))
     assert [(p.runs, p.present, p.to_train) for p in plans] == [(2 + 4 + 4, 0, 10), (5, 0, 5)]
     assert all(p.hours > 0 and p.rate_source == "development CPU's hint" for p in plans)
-    run_campaign(SMALL[:1], time.time() + 3600, **folders(tmp_path), **quiet)
+    run_campaign(SMALL[:1], time.time() + 3600, **folders(tmp_path), **quiet, data=TINY)
     plans = campaign_plan(SMALL, **folders(tmp_path))
     assert [(p.present, p.to_train, p.rounds_complete) for p in plans] == [(10, 0, 3), (3, 2, 1)]
     assert plans[0].rate_source == "measured, median of 10 records"  # the rate of its records
@@ -51,18 +52,20 @@ def test_the_plan_says_what_exists_and_what_it_costs(patched_data, tmp_path):
 
 @pytest.mark.parametrize("fresh_clone", [False, True])
 def test_a_campaign_stopped_by_its_deadline_and_restarted_writes_the_same_records(
-    fresh_clone, patched_data, tmp_path
+    fresh_clone, tmp_path
 ):
     """Each sitting stops within 100 iterations of its deadline, checkpointed; the next one
     resumes mid-round, or, on a fresh clone whose cache is empty, at the start of the round
     from the committed chain steps (no finished round is trained again)."""
     quiet = dict(progress=False, log=lambda message: None)
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    assert run_campaign(SMALL, time.time() + 3600, **folders(whole), **quiet)
+    assert run_campaign(SMALL, time.time() + 3600, **folders(whole), **quiet, data=TINY)
     sittings = 0
     # sittings of 0.2 s, 0.4 s, ...: a fresh clone loses the round in training at each stop,
     # so its sittings must grow until one finishes a population
-    while not run_campaign(SMALL, time.time() + 0.2 * (sittings + 1), **folders(stopped), **quiet):
+    while not run_campaign(
+        SMALL, time.time() + 0.2 * (sittings + 1), **folders(stopped), **quiet, data=TINY
+    ):
         sittings += 1
         assert sittings < 60
         if fresh_clone:  # a new machine: only what is committed (the store) goes on

@@ -22,16 +22,11 @@ CHAINS = [
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory, tiny_data):
-    from lth import experiments
-
     root = tmp_path_factory.mktemp("chains")
-    original = experiments.load_dataset
-    experiments.load_dataset = lambda name, root=None, **kwargs: tiny_data
-    try:
-        store, cache = RunStore(root / "runs"), StateCache(root / "cache")
-        run_sweep(CHAINS, ROUNDS, store=store, cache=cache, progress=False, log=lambda m: None)
-    finally:
-        experiments.load_dataset = original
+    store, cache = RunStore(root / "runs"), StateCache(root / "cache")
+    run_sweep(
+        CHAINS, ROUNDS, store=store, cache=cache, progress=False, log=lambda m: None, data=tiny_data
+    )
     return store, cache
 
 
@@ -45,7 +40,7 @@ def test_every_action_rebuilds_its_chain_from_committed_steps_bit_for_bit(swept)
         for r in range(1, ROUNDS + 1):
             starts, _, mask = steps.rebuild(chain, r, initial_weights(arch, chain.seed))
             cached = cache.load(chain.run_key(r))
-            for name, rebuilt in (("w_start", starts), ("mask", mask)):
+            for name, rebuilt in (("w_i", starts), ("mask", mask)):
                 assert all(torch.equal(a, b) for a, b in zip(rebuilt, cached[name], strict=True)), (
                     chain,
                     r,

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from lth import criteria
-from lth.criteria import CRITERIA, FIGURE3_CRITERIA, number_to_keep, prune_layer, prune_layerwise
+from lth.criteria import CRITERIA, number_to_keep, prune_layer, prune_layerwise
 from lth.nets import get_architecture, percent_remaining
+from lth.paper import FIGURE3_CRITERIA
 
 # PAPER.md section 5, in table order; the first nine are Figure 3.
 PAPER_CRITERIA = [
@@ -44,11 +45,12 @@ def kept(name: str, keep: int, w_i=W_I, w_f=W_F, seed: int = 0) -> set[int]:
 # ----------------------------------------------------------------------------- registry
 
 
-def test_criteria_registry_has_the_papers_13_names():
-    assert list(CRITERIA) == PAPER_CRITERIA
+def test_criteria_registry_has_the_papers_13_names_in_its_order():
+    # other criteria may be registered beside them: adding one edits no test
+    assert [name for name in CRITERIA if name in PAPER_CRITERIA] == PAPER_CRITERIA
 
 
-def test_figure3_criteria_are_the_first_nine():
+def test_figure3_criteria_are_the_papers_first_nine():
     assert FIGURE3_CRITERIA == tuple(PAPER_CRITERIA[:9])
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
 import pytest
 import torch
+from conftest import TINY
 
-from lth import experiments
-from lth.criteria import CRITERIA, FIGURE3_CRITERIA
+from lth import experiments, pruning, supermask_sweeps
+from lth.criteria import CRITERIA
 from lth.experiments import Chain, resolve_settings, run_sweep
 from lth.nets import get_architecture, percent_remaining
+from lth.paper import FIGURE3_CRITERIA
 from lth.store import RunStore, StateCache
 from lth.supermask import untrained_supermask_accuracy
 from lth.train import train_population
@@ -24,7 +27,7 @@ ROUND_OF_PERCENT = {100.0: 0, 80.0: 1, 64.1: 2, 51.3: 3, 41.1: 4, 32.9: 5}
 def counted_training(monkeypatch):
     """Wrap ``train_population`` in run_sweep; records each call's members' rounds."""
     calls: list[list[int]] = []
-    original = experiments.train_population
+    original = pruning.train_population
     arch = get_architecture("fc")
 
     def counting(pop, *args, **kwargs):
@@ -35,7 +38,7 @@ def counted_training(monkeypatch):
         calls.append(rounds)
         return original(pop, *args, **kwargs)
 
-    monkeypatch.setattr(experiments, "train_population", counting)
+    monkeypatch.setattr(pruning, "train_population", counting)
     return calls
 
 
@@ -47,6 +50,7 @@ def sweep(chains, rounds, root):
         cache=StateCache(root / "cache"),
         progress=False,
         log=lambda message: None,
+        data=TINY,
     )
 
 
@@ -59,7 +63,7 @@ def cached_states(chains, rounds, root) -> dict[str, dict]:
     return {c.run_key(r): cache.load(c.run_key(r)) for c in chains for r in range(rounds + 1)}
 
 
-def test_sweep_resumes_and_rebuilds_lost_state(patched_data, counted_training, tmp_path):
+def test_sweep_resumes_and_rebuilds_lost_state(counted_training, tmp_path):
     chains = [Chain("fc", 0, "large_final", iterations=20), Chain("fc", 0, "random", iterations=20)]
 
     # 2 rounds from scratch: the shared dense run alone, then both chains per round
@@ -108,13 +112,13 @@ def test_sweep_resumes_and_rebuilds_lost_state(patched_data, counted_training, t
     # training is deterministic, so the rebuilt state is the state the records came from
     new_states = cached_states(chains, 3, tmp_path)
     for key, old in old_states.items():
-        for name in ("w_start", "w_final", "mask"):
+        for name in ("w_i", "w_f", "mask"):
             assert all(
                 torch.equal(a, b) for a, b in zip(old[name], new_states[key][name], strict=True)
             ), (key, name)
 
 
-def test_round_zero_is_shared_between_criteria(patched_data, tmp_path):
+def test_round_zero_is_shared_between_criteria(tmp_path):
     chains = [Chain("fc", 0, "large_final", iterations=20), Chain("fc", 0, "random", iterations=20)]
     assert chains[0].run_key(0) == chains[1].run_key(0)
     assert chains[0].run_key(1) != chains[1].run_key(1)
@@ -184,7 +188,7 @@ def test_resolve_settings_parses_list_parameters(seeds, criteria):
     assert (s.rounds, s.iterations) == (3, 50)
 
 
-def test_sweep_rejects_chains_with_different_protocols(patched_data, tmp_path):
+def test_sweep_rejects_chains_with_different_protocols(tmp_path):
     # One population trains every run of a round, so all its chains must share a protocol.
     chains = [Chain("fc", 0, iterations=20), Chain("fc", 1, iterations=300)]
     with pytest.raises(ValueError, match="one protocol per sweep"):
@@ -192,17 +196,17 @@ def test_sweep_rejects_chains_with_different_protocols(patched_data, tmp_path):
     assert not list((tmp_path / "runs").glob("*.json"))
 
 
-def test_sweep_applies_mask1_and_mask0_actions(patched_data, tmp_path):
+def test_sweep_applies_mask1_and_mask0_actions(tmp_path):
     chain = Chain("fc", 0, "large_final", "constant_same_sign", "variant_1", iterations=20)
     sweep([chain], 1, tmp_path)
     cache = StateCache(tmp_path / "cache")
     dense, pruned = cache.load(chain.run_key(0)), cache.load(chain.run_key(1))
     for w_i, w_start, w_final, mask, dense_final in zip(
-        dense["w_start"],
-        pruned["w_start"],
-        pruned["w_final"],
+        dense["w_i"],
+        pruned["w_i"],
+        pruned["w_f"],
         pruned["mask"],
-        dense["w_final"],
+        dense["w_f"],
         strict=True,
     ):
         sigma = float(w_i.std(correction=0))
@@ -216,7 +220,7 @@ def test_sweep_applies_mask1_and_mask0_actions(patched_data, tmp_path):
         assert torch.equal(w_final[~kept], expected[~kept])
 
 
-def test_describe_runs_reports_provenance(patched_data, tmp_path):
+def test_describe_runs_reports_provenance(tmp_path):
     chains = [Chain("fc", 0, c, iterations=20) for c in ("large_final", "random")]
     frame = sweep(chains, 1, tmp_path)
     text = experiments.describe_runs(frame, RunStore(tmp_path / "runs"))
@@ -236,16 +240,14 @@ def _fail(*args, **kwargs):
     raise AssertionError("nothing should be computed again")
 
 
-def test_untrained_supermask_sweep_reuses_dense_runs_and_resumes(
-    patched_data, monkeypatch, tmp_path
-):
+def test_untrained_supermask_sweep_reuses_dense_runs_and_resumes(monkeypatch, tmp_path):
     settings = resolve_settings(
         "smoke", criteria=["large_final_same_sign", "random"], seeds=[0, 1], rounds=0
     )
     kwargs = dict(
         store=RunStore(tmp_path / "runs"), cache=StateCache(tmp_path / "cache"), progress=False
     )
-    frame = experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs)
+    frame = experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs, data=TINY)
     assert len(frame) == 2 * 2 * 2 * 3  # seeds x criteria x treatments x levels
     assert sorted(frame["treatment"].unique()) == ["init", "signed_constant"]
     assert frame.groupby("k")["percent_remaining"].nunique().eq(1).all()
@@ -256,14 +258,14 @@ def test_untrained_supermask_sweep_reuses_dense_runs_and_resumes(
     assert dense.eq(1).all()
 
     # everything is in the store now: nothing is trained or evaluated again
-    monkeypatch.setattr(experiments, "train_population", _fail)
-    monkeypatch.setattr(experiments, "untrained_supermask_accuracy", _fail)
-    again = experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs)
+    monkeypatch.setattr(pruning, "train_population", _fail)
+    monkeypatch.setattr(supermask_sweeps, "untrained_supermask_accuracy", _fail)
+    again = experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs, data=TINY)
     assert again.equals(frame)
 
     # with the cache lost, complete records still need no tensors: nothing is trained ...
     shutil.rmtree(tmp_path / "cache")
-    experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs)
+    experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12], **kwargs, data=TINY)
     # ... but a new level needs w_f, so the dense runs train again (their records exist)
     trained = []
 
@@ -271,25 +273,29 @@ def test_untrained_supermask_sweep_reuses_dense_runs_and_resumes(
         trained.append(pop.size)
         return train_population(pop, *args, **kw)
 
-    monkeypatch.setattr(experiments, "train_population", counting)
-    monkeypatch.setattr(experiments, "untrained_supermask_accuracy", untrained_supermask_accuracy)
-    more = experiments.untrained_supermask_sweep(settings, levels=[0, 4, 12, 20], **kwargs)
+    monkeypatch.setattr(pruning, "train_population", counting)
+    monkeypatch.setattr(
+        supermask_sweeps, "untrained_supermask_accuracy", untrained_supermask_accuracy
+    )
+    more = experiments.untrained_supermask_sweep(
+        settings, levels=[0, 4, 12, 20], **kwargs, data=TINY
+    )
     assert len(more) == 2 * 2 * 2 * 4
     assert trained == [2]
 
 
-def test_learned_supermask_sweep_stores_runs_and_resumes(patched_data, monkeypatch, tmp_path):
+def test_learned_supermask_sweep_stores_runs_and_resumes(monkeypatch, tmp_path):
     settings = resolve_settings("smoke", seeds=[0], rounds=0)
-    runs = experiments.learned_supermask_runs(settings, epochs=1, profile="smoke")
+    runs = experiments.learned_supermask_runs(settings, epochs=1)
     assert len(runs) == 4  # {init, signed constant} x {without, with DWR}
-    runs = [experiments.replace(r, batch_size=50) for r in runs]
+    runs = [dataclasses.replace(r, batch_size=50) for r in runs]
     store = RunStore(tmp_path / "runs")
-    frame, curve = experiments.learned_supermask_sweep(runs, store=store, progress=False)
+    frame, curve = experiments.learned_supermask_sweep(runs, store=store, progress=False, data=TINY)
     assert len(frame) == 4 and frame["test_accuracy"].between(0, 1).all()
     assert frame["percent_kept"].between(40, 60).all()  # p starts at 0.5; 1 short epoch
     assert sorted(curve["epoch"].unique()) == [0, 1]
-    monkeypatch.setattr(experiments, "train_learned_supermasks", _fail)
-    again, _ = experiments.learned_supermask_sweep(runs, store=store, progress=False)
+    monkeypatch.setattr(supermask_sweeps, "train_learned_supermasks", _fail)
+    again, _ = experiments.learned_supermask_sweep(runs, store=store, progress=False, data=TINY)
     assert again.equals(frame)
 
 

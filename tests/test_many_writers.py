@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY
 from test_experiments import sweep
 
 from lth import store as store_module
@@ -32,21 +33,21 @@ import json, sys
 sys.path.insert(0, {tests!r})
 import torch
 torch.set_num_threads(1)
-from conftest import make_tiny_data
+from conftest import TINY, make_tiny_data
 from lth import experiments
 from lth.store import RunStore, StateCache
 data = make_tiny_data()
-experiments.load_dataset = lambda name, root=None, **kwargs: data
-original = experiments._train_round
+from lth import pruning
+original = pruning._train_round
 def logged(context, members, *args, **kwargs):
     with open({log!r}, "a") as f:
         f.write(json.dumps(sorted(members)) + "\\n")
     return original(context, members, *args, **kwargs)
-experiments._train_round = logged
+pruning._train_round = logged
 chains = [experiments.Chain("fc", s, c, iterations=300) for s in (0, 1)
           for c in ("large_final", "random")]
 experiments.run_sweep(chains, {rounds}, store=RunStore({runs!r}), cache=StateCache({cache!r}),
-                      progress=False, log=lambda message: None)
+                      progress=False, log=lambda message: None, data=data)
 """
 
 
@@ -72,13 +73,13 @@ def results(root: Path) -> dict[str, dict]:
     return out
 
 
-def sweep_here(root: Path, data) -> None:
+def sweep_here(root: Path) -> None:
     sweep(CHAINS, ROUNDS, root)
 
 
-def test_a_killed_sweep_resumed_writes_the_records_of_an_uninterrupted_one(patched_data, tmp_path):
+def test_a_killed_sweep_resumed_writes_the_records_of_an_uninterrupted_one(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    sweep_here(whole, patched_data)
+    sweep_here(whole)
     process, _ = start_sweep(killed, "killed")
     deadline = time.time() + 120
     while not list((killed / "runs").glob("*.json")) and time.time() < deadline:
@@ -87,7 +88,7 @@ def test_a_killed_sweep_resumed_writes_the_records_of_an_uninterrupted_one(patch
     process.wait()
     partial = results(killed)
     assert 0 < len(partial) < len(results(whole))
-    sweep_here(killed, patched_data)  # takes over the dead process's locks
+    sweep_here(killed)  # takes over the dead process's locks
     assert results(killed) == results(whole)  # every field of every record, bit for bit
     assert not list((killed / "runs").glob(".*.tmp"))
 
@@ -191,28 +192,26 @@ def test_warnings_do_not_hide_damaged_files_as_errors(tmp_path):
     assert any(issubclass(w.category, DamagedFileWarning) for w in caught)
 
 
-def test_a_sweep_stopped_at_its_deadline_resumes_mid_round_to_the_same_records(
-    patched_data, tmp_path
-):
+def test_a_sweep_stopped_at_its_deadline_resumes_mid_round_to_the_same_records(tmp_path):
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    sweep_here(whole, patched_data)
+    sweep_here(whole)
     kwargs = dict(
         store=RunStore(stopped / "runs"), cache=StateCache(stopped / "cache"), progress=False
     )
     for _ in range(3):  # three sittings stop mid-round, each within 100 iterations
         with pytest.raises(DeadlineReached):
-            run_sweep(CHAINS, ROUNDS, deadline=time.time(), log=lambda m: None, **kwargs)
+            run_sweep(CHAINS, ROUNDS, deadline=time.time(), log=lambda m: None, **kwargs, data=TINY)
         (saved,) = (stopped / "cache" / "checkpoints").glob("*.pt")
-    run_sweep(CHAINS, ROUNDS, max_population=3, log=lambda m: None, **kwargs)
+    run_sweep(CHAINS, ROUNDS, max_population=3, log=lambda m: None, **kwargs, data=TINY)
     assert results(stopped) == results(whole)
     assert not list((stopped / "cache" / "checkpoints").glob("*.pt"))
     assert not list((stopped / "runs" / ".locks").glob("*.lock"))  # released at each stop
 
 
-def test_legacy_records_are_remade_one_by_one_and_replaced(patched_data, tmp_path):
+def test_legacy_records_are_remade_one_by_one_and_replaced(tmp_path):
     """A record made before member independence is trained again and replaced atomically;
     every other record stays byte for byte."""
-    sweep_here(tmp_path, patched_data)
+    sweep_here(tmp_path)
     before = {p.name: p.read_bytes() for p in (tmp_path / "runs").glob("*.json")}
     store = RunStore(tmp_path / "runs")
     key = CHAINS[1].run_key(2)
@@ -223,7 +222,14 @@ def test_legacy_records_are_remade_one_by_one_and_replaced(patched_data, tmp_pat
     store.path(key).write_text(json.dumps(legacy))
     remake = store_module.LegacyRemake(tmp_path / "runs")
     assert key not in remake and CHAINS[0].run_key(2) in remake
-    run_sweep(CHAINS, ROUNDS, store=remake, cache=StateCache(tmp_path / "cache"), progress=False)
+    run_sweep(
+        CHAINS,
+        ROUNDS,
+        store=remake,
+        cache=StateCache(tmp_path / "cache"),
+        progress=False,
+        data=TINY,
+    )
     assert store.get(key)["result"] == made and "population" in store.get(key)["provenance"]
     after = {p.name: p.read_bytes() for p in (tmp_path / "runs").glob("*.json")}
     assert {n: b for n, b in after.items() if n != f"{key}.json"} == {

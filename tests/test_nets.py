@@ -13,6 +13,7 @@ from lth.nets import (
     Architecture,
     Layer,
     Population,
+    Protocol,
     get_architecture,
     glorot_normal_truncated,
     initial_weights,
@@ -31,7 +32,7 @@ def test_fc_architecture_matches_the_paper():
 
 
 def test_unknown_network_lists_accepted_names():
-    with pytest.raises(ValueError, match="accepted: conv2, conv4, conv6, fc"):
+    with pytest.raises(ValueError, match="accepted: fc, conv2, conv4, conv6"):
         get_architecture("lenet")
 
 
@@ -145,13 +146,20 @@ def test_forward_macs_give_the_papers_flops_per_sample():
 def test_architecture_rejects_layers_that_do_not_fit():
     conv = Layer("conv1", "conv", (8, 3, 3, 3), 0.1, pool_after=True)
     with pytest.raises(ValueError, match="cannot take"):  # 8 x 16 x 16 = 2048 inputs, not 2000
-        Architecture("bad", "cifar10", (3, 32, 32), (conv, Layer("fc1", "linear", (2000, 10), 0.1)))
+        Architecture(
+            "bad",
+            "cifar10",
+            (3, 32, 32),
+            (conv, Layer("fc1", "linear", (2000, 10), 0.1)),
+            Protocol(1),
+        )
     with pytest.raises(ValueError, match="before linear"):
         Architecture(
             "bad",
             "cifar10",
             (3, 32, 32),
             (Layer("fc1", "linear", (3072, 27), 0.1), Layer("c", "conv", (10, 3, 3, 3), 0.1)),
+            Protocol(1),
         )
 
 

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from lth.actions import MASK0_ACTIONS, MASK1_ACTIONS
-from lth.criteria import CRITERIA, FIGURE3_CRITERIA
+from lth.criteria import CRITERIA
 from lth.paper import (
     FIGURE3_CLAIMS,
+    FIGURE3_CRITERIA,
     FIGURE4_CLAIMS,
     FIGURE4_MASK1,
     FIGURE5_CLAIMS,
@@ -108,3 +109,10 @@ def test_claims_name_only_known_curves():
 def test_table1_marks_unconfirmed_values():
     assert str(TABLE1["learned supermask"]["fc"]) == "95.3"
     assert str(TABLE1["trained dense baseline"]["fc"]) == "97.7 (unconfirmed)"
+
+
+def test_table1_rows_are_the_labels_our_table_uses():
+    from lth.paper import TABLE1_DENSE_ROW, TABLE1_LEARNED_ROWS, TABLE1_UNTRAINED_ROWS
+
+    labels = {*TABLE1_UNTRAINED_ROWS.values(), *TABLE1_LEARNED_ROWS.values(), TABLE1_DENSE_ROW}
+    assert set(TABLE1) <= labels

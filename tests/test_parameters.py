@@ -483,6 +483,8 @@ def test_resolve_settings_takes_one_seed_and_refuses_non_integers():
 def test_zero_learned_epochs_is_an_error_not_the_official_schedule():
     settings = resolve_settings("smoke", seeds=[0], rounds=0)
     with pytest.raises(ValueError, match="epochs"):
-        learned_supermask_runs(settings, 0, "smoke")
-    assert learned_supermask_runs(settings, None, "paper")[0].epochs == 2000
+        learned_supermask_runs(settings, 0)
+    assert learned_supermask_runs(settings)[0].epochs == 1  # the smoke profile's
+    paper = resolve_settings("paper", seeds=[0], rounds=0)
+    assert learned_supermask_runs(paper, None)[0].epochs == 2000
     assert experiments.PROFILES["smoke"].supermask_epochs == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TINY
 
 from lth.nets import Population, get_architecture, initial_weights
 from lth.sparse import (
@@ -200,7 +201,7 @@ def test_sparse_chains_keep_the_keys_of_their_dense_rounds_and_name_their_sparse
     assert not any(c.sparse for c in resolve_settings("mid").chains())
 
 
-def test_a_sparse_sweep_records_and_verifies_its_sparse_rounds(patched_data, tmp_path):
+def test_a_sparse_sweep_records_and_verifies_its_sparse_rounds(tmp_path):
     from lth.experiments import Chain, run_sweep
     from lth.store import RunStore, StateCache
     from lth.verify import verify
@@ -208,10 +209,14 @@ def test_a_sparse_sweep_records_and_verifies_its_sparse_rounds(patched_data, tmp
     first = next(r for r in range(30) if 0.8**r < SPARSE_BELOW)
     store, cache = RunStore(tmp_path / "runs"), StateCache(tmp_path / "cache")
     chains = [Chain("fc", 0, iterations=40, sparse=True), Chain("fc", 1, iterations=40)]
-    run_sweep(chains, first, store=store, cache=cache, progress=False, log=lambda m: None)
+    run_sweep(
+        chains, first, store=store, cache=cache, progress=False, log=lambda m: None, data=TINY
+    )
     record = store.get(chains[0].run_key(first))
     assert record["spec"]["sparse"] == ["fc1", "fc2"]
     assert record["result"]["test_accuracy"] > 0.2
     keys = [chains[0].run_key(first), chains[1].run_key(first)]
-    verdicts = verify(keys, store=store, cache=StateCache(tmp_path / "fresh"), report=print)
+    verdicts = verify(
+        keys, store=store, cache=StateCache(tmp_path / "fresh"), report=print, data=TINY
+    )
     assert [v.status for v in verdicts] == ["ok", "ok"]

@@ -68,17 +68,17 @@ def test_failed_atomic_write_keeps_the_old_file_and_no_temporary(tmp_path):
 def test_state_cache_round_trip(tmp_path):
     cache = StateCache(tmp_path / "cache")
     big = torch.randn(4, 3, 2)
-    state = {"w_start": [big[1], torch.arange(5)], "mask": [torch.ones(2, 2)]}
+    state = {"w_i": [big[1], torch.arange(5)], "mask": [torch.ones(2, 2)]}
     assert cache.load("x") is None and "x" not in cache
     cache.save("x", state)
     assert "x" in cache
     loaded = cache.load("x")
-    assert set(loaded) == {"w_start", "mask"}
-    assert torch.equal(loaded["w_start"][0], big[1])
-    assert torch.equal(loaded["w_start"][1], torch.arange(5))
+    assert set(loaded) == {"w_i", "mask"}
+    assert torch.equal(loaded["w_i"][0], big[1])
+    assert torch.equal(loaded["w_i"][1], torch.arange(5))
     assert torch.equal(loaded["mask"][0], torch.ones(2, 2))
     # a view is saved as its own values, not with the whole storage behind it
-    assert loaded["w_start"][0].untyped_storage().nbytes() == 3 * 2 * 4
+    assert loaded["w_i"][0].untyped_storage().nbytes() == 3 * 2 * 4
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["x.pt"]
 
 

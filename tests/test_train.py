@@ -162,6 +162,7 @@ SMALL_CONV = Architecture(
         Layer("fc2", "linear", (32, 32), 0.2),
         Layer("fc3", "linear", (32, 10), 0.1),
     ),
+    protocol=Protocol(iterations=100, lr=3e-4),
 )
 
 
@@ -204,7 +205,7 @@ def test_bf16_training_lowers_the_loss(net, tiny_cifar, tiny_data):
 
 
 def test_unknown_precision_lists_accepted_ones(tiny_data):
-    assert PRECISIONS == ("fp32", "bf16")
+    assert list(PRECISIONS) == ["fp32", "bf16"]
     pop, _ = masked_population([0])
     with pytest.raises(ValueError, match="accepted: fp32, bf16"):
         train_population(pop, tiny_data, Protocol(iterations=1), [0], precision="fp16")

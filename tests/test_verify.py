@@ -3,10 +3,12 @@ can trust")."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
 import pytest
+from conftest import TINY
 
 from lth import experiments
 from lth.__main__ import main
@@ -19,17 +21,17 @@ CHAINS = [Chain("fc", 0, "large_final", iterations=150), Chain("fc", 1, "random"
 
 
 @pytest.fixture
-def swept(patched_data, tmp_path):
+def swept(tmp_path):
     """A store made as the book's would be: two chains, 2 rounds trained in populations of 2,
     an untrained-supermask sweep and a learned supermask."""
     store, cache = RunStore(tmp_path / "runs"), StateCache(tmp_path / "cache")
     quiet = dict(store=store, progress=False, log=lambda message: None)
-    run_sweep(CHAINS, 2, cache=cache, **quiet)
+    run_sweep(CHAINS, 2, cache=cache, **quiet, data=TINY)
     settings = resolve_settings("smoke", criteria=["large_final_same_sign"], seeds=[0, 1], rounds=0)
-    settings = experiments.replace(settings, iterations=150)
-    experiments.untrained_supermask_sweep(settings, levels=[0, 3], cache=cache, **quiet)
+    settings = dataclasses.replace(settings, iterations=150)
+    experiments.untrained_supermask_sweep(settings, levels=[0, 3], cache=cache, **quiet, data=TINY)
     runs = [LearnedSupermask("fc", s, "init", True, batch_size=100, epochs=2) for s in (0, 1)]
-    learned_supermask_sweep(runs, **quiet)
+    learned_supermask_sweep(runs, **quiet, data=TINY)
     return store, cache
 
 
@@ -42,16 +44,16 @@ def test_every_kind_of_record_verifies_bit_for_bit_with_and_without_the_cache(sw
     keys = list(store.keys())
     assert set(kinds(store).values()) == {"run", "untrained_supermask", "learned_supermask"}
     lines = []
-    verdicts = verify(keys, store=store, cache=cache, report=lines.append)
+    verdicts = verify(keys, store=store, cache=cache, report=lines.append, data=TINY)
     assert [v.status for v in verdicts] == ["ok"] * len(keys), lines
     # a fresh clone has no cache: pruned rounds and supermasks rebuild their chain's state
     shutil.rmtree(tmp_path / "cache")
     fresh = StateCache(tmp_path / "no-cache")
-    verdicts = verify(keys, store=store, cache=fresh, report=lines.append)
+    verdicts = verify(keys, store=store, cache=fresh, report=lines.append, data=TINY)
     assert [v.status for v in verdicts] == ["ok"] * len(keys), lines
 
 
-def test_a_hand_edited_record_fails_and_says_what_differs(swept, capsys):
+def test_a_hand_edited_record_fails_and_says_what_differs(swept, cli_data, capsys):
     store, cache = swept
     key = CHAINS[1].run_key(2)
     record = store.get(key)
@@ -68,10 +70,12 @@ def test_a_stale_cache_is_not_trusted(swept):
     store, cache = swept
     previous = CHAINS[0].run_key(1)
     state = cache.load(previous)
-    state["w_final"][0] = state["w_final"][0] * 1.5  # as if left by other code
+    state["w_f"][0] = state["w_f"][0] * 1.5  # as if left by other code
     cache.path(previous).unlink()
     cache.save(previous, state)
-    (verdict,) = verify([CHAINS[0].run_key(2)], store=store, cache=cache, report=lambda s: None)
+    (verdict,) = verify(
+        [CHAINS[0].run_key(2)], store=store, cache=cache, report=lambda s: None, data=TINY
+    )
     assert verdict.status == "ok"
 
 
@@ -82,7 +86,7 @@ def test_a_sample_leaves_legacy_records_out_and_keeps_to_the_budget(swept, capsy
     del record["provenance"]["population"]  # as made before member independence
     store.path(legacy).write_text(json.dumps(record))
     lines = []
-    verdicts = verify([], store=store, cache=cache, sample=50, report=lines.append)
+    verdicts = verify([], store=store, cache=cache, sample=50, report=lines.append, data=TINY)
     assert legacy not in {v.key for v in verdicts}
     assert len(verdicts) == len(list(store.keys())) - 1
     args = ["verify", "--sample", "2", "--max-minutes", "0", "--runs", str(store.root)]

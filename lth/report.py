@@ -1,0 +1,185 @@
+"""The report: what the pages show, from the records (tables, run descriptions, protocol
+differences; the paper's claims and numbers are in :mod:`lth.paper`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import pandas as pd
+
+from . import paper
+from .data import SPLITS
+from .nets import get_architecture
+from .specs import (
+    Chain,
+    Settings,
+)
+from .store import RunStore, is_legacy
+from .train import (
+    PROTOCOLS,
+)
+
+
+def sweep_frame(chains: Sequence[Chain], rounds: int, store: RunStore) -> pd.DataFrame:
+    """One row per (chain, round) with its record's results; round 0 (the dense network) is
+    repeated for every chain so that each curve starts at 100% of weights remaining."""
+    rows = []
+    for chain in chains:
+        for r in range(rounds + 1):
+            record = store.get(chain.run_key(r))
+            if record is None:
+                raise KeyError(f"run {chain.run_key(r)} ({chain}, round {r}) is not in the store")
+            res = record["result"]
+            rows.append(
+                {
+                    **{k: v for k, v in asdict(chain).items() if k != "iterations"},
+                    "iterations": chain.protocol.iterations,
+                    "round": r,
+                    "percent_remaining": res["percent_remaining"],
+                    "test_accuracy": res["test_accuracy"],
+                    "early_stop_iteration": res["early_stop_iteration"],
+                    "final_test_accuracy": res["final_test_accuracy"],
+                    "best_val_loss": res["best_val_loss"],
+                    "n_test": res["n_test"],
+                    "key": record["key"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def describe_runs(frame: pd.DataFrame, store: RunStore) -> str:
+    """Provenance of the runs behind ``frame``: how many, where, with what, how long."""
+    records = [store.get(key) for key in frame["key"].unique()]
+    wall = sum(
+        r["provenance"]["population_wall_time_s"] / r["provenance"]["population_size"]
+        for r in records
+    )
+    devices = ", ".join(sorted({r["provenance"]["device"] for r in records}))
+    versions = ", ".join(sorted({r["provenance"]["torch"] for r in records}))
+    commits = ", ".join(sorted({(r["provenance"]["git_commit"] or "?")[:7] for r in records}))
+    tests = ", ".join(f"{int(n):,}" for n in sorted(frame["n_test"].unique()))
+    legacy = sum(is_legacy(r) for r in records)
+    remakeable = (
+        f"{legacy} of them made before members trained independently of their population "
+        "(their numbers depend on their companions, so `python -m lth verify` cannot re-make "
+        "them bit for bit; the others it can)"
+        if legacy
+        else "every one re-makeable bit for bit (`python -m lth verify`)"
+    )
+    return (
+        f"{len(records)} distinct runs ({len(frame)} rows: the dense runs are shared by every "
+        f"chain of a seed)\ntrained on {devices} with torch {versions}, code {commits}: "
+        f"{wall / 3600:.2f} h of training wall time in all\ntest images per run: {tests}\n"
+        f"{remakeable}"
+    )
+
+
+def best_untrained(untrained: pd.DataFrame) -> pd.DataFrame:
+    """Per criterion and treatment, the one-shot level whose seed-mean accuracy is highest:
+    the mean, min and max over seeds there and its percent of weights remaining."""
+    by_level = (
+        untrained.groupby(["criterion", "treatment", "k"])
+        .agg(
+            mean=("test_accuracy", "mean"),
+            min=("test_accuracy", "min"),
+            max=("test_accuracy", "max"),
+            percent_remaining=("percent_remaining", "first"),
+            seeds=("seed", "nunique"),
+        )
+        .reset_index()
+    )
+    best = by_level.loc[by_level.groupby(["criterion", "treatment"])["mean"].idxmax()]
+    return best.reset_index(drop=True)
+
+
+def table1_ours(untrained: pd.DataFrame, learned: pd.DataFrame) -> pd.DataFrame:
+    """Our numbers for one network's Table 1 column (PAPER.md section 9), in percent: the best
+    untrained large_final_same_sign supermask per treatment, the learned supermasks (init
+    weights, as the official command trains them, then signed constants) without and with
+    DWR, and the trained dense baseline; mean, min and max over seeds."""
+    best = best_untrained(untrained).set_index(["criterion", "treatment"])
+    rows = []
+    for (criterion, treatment), label in paper.TABLE1_UNTRAINED_ROWS.items():
+        b = best.loc[(criterion, treatment)]
+        rows.append(
+            (
+                label,
+                b["mean"],
+                b["min"],
+                b["max"],
+                int(b["seeds"]),
+                f"best of 25 one-shot levels: {b['percent_remaining']:.3g}% remaining",
+            )
+        )
+    for (weights, dwr), label in paper.TABLE1_LEARNED_ROWS.items():
+        part = learned[
+            (learned["weights"] == weights) & (learned["dynamic_weight_rescaling"] == dwr)
+        ]
+        if part.empty:
+            continue
+        acc = part["test_accuracy"]
+        rows.append(
+            (
+                label,
+                acc.mean(),
+                acc.min(),
+                acc.max(),
+                len(part),
+                f"{int(part['epochs'].iloc[0]):,} epochs, "
+                f"{part['percent_kept'].mean():.1f}% of weights kept",
+            )
+        )
+    dense = untrained.groupby("seed")["dense_test_accuracy"].first()
+    iterations = int(untrained["dense_iterations"].iloc[0])
+    rows.append(
+        (
+            paper.TABLE1_DENSE_ROW,
+            dense.mean(),
+            dense.min(),
+            dense.max(),
+            len(dense),
+            f"{iterations:,} iterations, test accuracy at early stopping",
+        )
+    )
+    frame = pd.DataFrame(rows, columns=["row", "mean", "min", "max", "seeds", "setting"])
+    frame[["mean", "min", "max"]] *= 100
+    return frame
+
+
+def differences_markdown(settings: Settings, frame: pd.DataFrame) -> str:
+    """What a page's runs did differently from the paper's protocol, as Markdown bullets:
+    profile, seeds, rounds, training length, precision and the test-set size."""
+    arch = get_architecture(settings.net)
+    paper = PROTOCOLS[settings.net]
+    iterations = settings.iterations or paper.iterations
+    n_train, _, n_official_test = SPLITS[arch.dataset]
+    epochs = iterations * paper.batch_size / n_train
+    sparsest = frame["percent_remaining"].min()
+    tests = sorted(int(n) for n in frame["n_test"].unique())
+    lines = [
+        f"- Profile `{settings.profile}`: {arch.description}, {len(settings.seeds)} seed(s) "
+        f"instead of 5, {settings.rounds} pruning rounds instead of 24 (down to "
+        f"{sparsest:.3g}% of weights remaining), {iterations:,} training iterations per run "
+        f"(about {epochs:.1f} epochs) against the paper's {paper.iterations:,}, precision "
+        f"{settings.precision}. Shorter training lowers every curve and moves the "
+        "early-stopping point; what this page tests is the ordering of the curves.",
+        f"- Test images per run: {', '.join(f'{n:,}' for n in tests)}"
+        + (
+            f". **This is a partial test set**: only the first {max(tests):,} of the "
+            f"{n_official_test:,} official test images were available (opt-in "
+            "`LTH_PARTIAL_TEST=1`), so each accuracy has a standard error of up to about "
+            f"{100 * (0.25 / max(tests)) ** 0.5:.1f} points."
+            if max(tests) < n_official_test
+            else " (the official test set)."
+        ),
+        f"- Everything else follows the paper's protocol (see the introduction): truncated "
+        f"Glorot-normal init, Adam at {paper.lr:g}, batch {paper.batch_size}, validation every "
+        f"{paper.eval_every} iterations, masks from the final weights, per-layer pruning rates "
+        + ", ".join(f"{layer.name} {layer.rate:.0%}" for layer in arch.layers)
+        + ".",
+        "- The full protocol (5 seeds, 24 rounds, the paper's iterations) runs through the same "
+        "notebook: `-p profile paper`.",
+    ]
+    return "\n".join(lines)
