@@ -33,6 +33,7 @@ from tqdm import tqdm
 from .actions import constant_same_sign, rewind
 from .criteria import Criterion, keep_order, number_to_keep
 from .data import Dataset, Split, to_float
+from .member_adam import member_views
 from .nets import Architecture, Population, get_architecture, initial_weights, seeded_generator
 from .registry import Registry
 from .train import (
@@ -41,7 +42,6 @@ from .train import (
     dataset_on,
     loss_and_accuracy,
     member_sum,
-    member_views,
 )
 
 #: The values the kept weights of a supermask take (PAPER.md section 8): the original init, or
