@@ -19,11 +19,15 @@ from .pruning import (
     sweep_plan,
 )
 from .report import (
+    Coverage,
     best_untrained,
+    coverage,
     describe_runs,
     differences_markdown,
     sweep_frame,
     table1_ours,
+    target_profile_section,
+    target_settings,
 )
 from .specs import (
     LEARNED_EPOCH_HINT_S,
@@ -43,6 +47,10 @@ from .supermask_sweeps import (
 )
 
 __all__ = [
+    "Coverage",
+    "coverage",
+    "target_profile_section",
+    "target_settings",
     "CHECKPOINT_EVERY_S",
     "LEARNED_EPOCH_HINT_S",
     "PROFILES",

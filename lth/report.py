@@ -5,30 +5,36 @@ differences; the paper's claims and numbers are in :mod:`lth.paper`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from . import paper
 from .data import SPLITS
 from .nets import get_architecture
-from .specs import (
-    Chain,
-    Settings,
-)
+from .plots import accuracy_vs_remaining, save_png
+from .specs import Chain, Settings, resolve_settings
 from .store import RunStore, is_legacy
 from .train import (
     PROTOCOLS,
 )
 
 
-def sweep_frame(chains: Sequence[Chain], rounds: int, store: RunStore) -> pd.DataFrame:
+def sweep_frame(
+    chains: Sequence[Chain], rounds: int, store: RunStore, *, partial: bool = False
+) -> pd.DataFrame:
     """One row per (chain, round) with its record's results; round 0 (the dense network) is
-    repeated for every chain so that each curve starts at 100% of weights remaining."""
+    repeated for every chain so that each curve starts at 100% of weights remaining. A missing
+    record is an error, unless ``partial``: then each chain's rows stop at its first missing
+    round (what exists of a profile still in training)."""
     rows = []
     for chain in chains:
         for r in range(rounds + 1):
             record = store.get(chain.run_key(r))
+            if record is None and partial:
+                break
             if record is None:
                 raise KeyError(f"run {chain.run_key(r)} ({chain}, round {r}) is not in the store")
             res = record["result"]
@@ -47,6 +53,122 @@ def sweep_frame(chains: Sequence[Chain], rounds: int, store: RunStore) -> pd.Dat
                 }
             )
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of a profile's runs exist (issue "The paper at full scale"): ``runs`` distinct
+    runs wanted by ``chains`` chains of ``rounds`` pruning rounds, ``present`` of them recorded,
+    and rounds 0 to ``complete`` - 1 recorded for every chain."""
+
+    profile: str
+    chains: int
+    rounds: int
+    runs: int
+    present: int
+    complete: int
+
+    @property
+    def done(self) -> bool:
+        return self.present == self.runs
+
+    def status(self) -> str:
+        """One line, e.g. ``paper profile: rounds 0-11 of 24 for all 45 chains, 585 of 1,085
+        runs``."""
+        if self.complete == 0:
+            rounds = "no round yet"
+        elif self.complete == 1:
+            rounds = "round 0"
+        else:
+            rounds = f"rounds 0-{self.complete - 1}"
+        return (
+            f"{self.profile} profile: {rounds} of {self.rounds} for all {self.chains} chains, "
+            f"{self.present:,} of {self.runs:,} runs"
+        )
+
+
+def coverage(settings: Settings, store: RunStore) -> Coverage:
+    """The :class:`Coverage` of ``settings``' chains in ``store`` (keys of the official data)."""
+    chains = settings.chains()
+    keys = [{c.run_key(r) for c in chains} for r in range(settings.rounds + 1)]
+    present = [{k for k in round_keys if k in store} for round_keys in keys]
+    complete = next((r for r, ks in enumerate(keys) if present[r] != ks), len(keys))
+    return Coverage(
+        settings.profile,
+        len(chains),
+        settings.rounds,
+        sum(map(len, keys)),
+        sum(map(len, present)),
+        complete,
+    )
+
+
+def target_settings(settings: Settings, profile: str) -> Settings:
+    """``settings``' experiment (network, criteria, actions, precision) at ``profile``'s seeds,
+    rounds and training length: what a page wants in the end (its target profile)."""
+    return resolve_settings(
+        profile,
+        settings.net,
+        list(settings.criteria),
+        mask1=list(settings.mask1),
+        mask0=list(settings.mask0),
+        precision=settings.precision,
+    )
+
+
+def target_profile_section(
+    settings: Settings,
+    target_profile: str,
+    store: RunStore,
+    *,
+    hue: str,
+    figures: Path,
+    name: str,
+    dashed: tuple[str, ...] = (),
+) -> tuple[str, plt.Figure | None]:
+    """The part of a pruning page that shows its target profile (issue "The paper at full
+    scale"): Markdown saying how much of it exists, and a figure of what exists (saved as
+    ``<figures>/<name>_<target_profile>.png``; None if nothing does). While the target is
+    incomplete, ``<figures>/<name>.status`` holds a line that the book's build adds to the
+    page's title. A page already at its target profile gets ``("", None)``."""
+    status_file = figures / f"{name}.status"
+    if settings.profile == target_profile:
+        status_file.unlink(missing_ok=True)
+        return "", None
+    target = target_settings(settings, target_profile)
+    cov = coverage(target, store)
+    figures.mkdir(parents=True, exist_ok=True)
+    if cov.done:
+        status_file.unlink(missing_ok=True)
+    else:
+        status_file.write_text(
+            f"{target_profile} profile in progress: {cov.present:,} of {cov.runs:,} runs"
+        )
+    frame = sweep_frame(target.chains(), target.rounds, store, partial=True)
+    head = f"**{cov.status()[0].upper()}{cov.status()[1:]}.**"
+    if frame.empty:
+        return f"{head} None of its runs exist yet.", None
+    pruned = frame[frame["round"] > 0]
+    deepest = int(frame["round"].max())
+    text = (
+        f"{head} The figure draws what exists: {frame['key'].nunique():,} distinct runs, "
+        f"{len(pruned):,} pruned rows over round{f's 1-{deepest}' if deepest > 1 else ' 1'} "
+        f"(down to {frame['percent_remaining'].min():.3g}% of weights remaining), "
+        f"{len(target.seeds)} seeds, {target.chains()[0].protocol.iterations:,} iterations per "
+        "run; a curve stops where its chain's next round is not trained yet. The campaign "
+        "(`python -m lth campaign`) trains the rest, a sitting at a time."
+        if deepest
+        else f"{head} Only the dense networks exist so far; the figure shows them."
+    )
+    figure = accuracy_vs_remaining(
+        frame,
+        hue=hue,
+        dashed=dashed,
+        title=f"{settings.net.upper()}, {target_profile} profile so far ({cov.present:,} of "
+        f"{cov.runs:,} runs)",
+    )
+    save_png(figure, figures / f"{name}_{target_profile}.png")
+    return text, figure
 
 
 def describe_runs(frame: pd.DataFrame, store: RunStore) -> str:

@@ -159,7 +159,9 @@ def execute(
     source: Path, parameters: dict[str, object], page: str | None = None, title: str = ""
 ) -> None:
     """Run one notebook with papermill; publish it to book/<page>.ipynb (default: the source's
-    name) only if every cell succeeded; ``title`` (unless empty) replaces the first heading."""
+    name) only if every cell succeeded; ``title`` (unless empty) replaces the first heading, and
+    the line a page's notebook leaves in ``book/figures/<page>.status`` (its target profile
+    still in progress, :func:`lth.report.target_profile_section`) is added to it."""
     name = source.relative_to(ROOT)
     target = BOOK / f"{page or source.stem}.ipynb"
     print(f"== executing {name} with parameters {parameters or '{}'}", flush=True)
@@ -182,10 +184,14 @@ def execute(
                 kept = f"; partly executed copy: {(FAILED / target.name).relative_to(ROOT)}"
             print(f"\nFAILED: notebook {name}{kept}\n{error}", file=sys.stderr)
             sys.exit(1)
-        if title:
+        status_file = FIGURES / f"{page or source.stem}.status"  # see lth.report
+        status = status_file.read_text().strip() if status_file.exists() else ""
+        if title or status:
             notebook = nbformat.read(executed, as_version=4)
             first = notebook.cells[0]
-            first.source = f"# {title}\n" + first.source.split("\n", 1)[1]
+            heading, rest = first.source.split("\n", 1)
+            heading = f"# {title}" if title else heading
+            first.source = heading + (f" ({status})" if status else "") + "\n" + rest
             nbformat.write(notebook, executed)
         shutil.move(str(executed), target)
     print(f"   -> {target.relative_to(ROOT)}", flush=True)
