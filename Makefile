@@ -31,10 +31,12 @@ verify-one: $(STAMP)
 	$(PY) -m lth verify $(VERIFY_KEY)
 
 # Smoke profile, with run records and chain cache in a fresh temporary folder, so that
-# CI never writes into data/runs or .cache.
+# CI never writes into data/runs or .cache; the smoke book is built in _build/smoke (its site:
+# _build/smoke/_build/html), so the real book in book/ and _build/html is never touched.
 smoke: $(STAMP)
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	LTH_CACHE="$$tmp/cache" $(PY) scripts/build_book.py --profile smoke --runs "$$tmp/runs"
+	LTH_CACHE="$$tmp/cache" $(PY) scripts/build_book.py --profile smoke --runs "$$tmp/runs" \
+		--out _build/smoke
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -47,10 +47,52 @@ from lth.parameters import ParameterError, check_environment, check_parameters, 
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-BOOK = ROOT / "book"
+#: Where the book is built: the repository root, or the folder given to --out (see use_site).
+SITE = ROOT
+BOOK = SITE / "book"
 FIGURES = BOOK / "figures"
-HTML = ROOT / "_build" / "html"
-FAILED = ROOT / "_build" / "failed"
+HTML = SITE / "_build" / "html"
+FAILED = SITE / "_build" / "failed"
+
+
+def use_site(out: Path) -> None:
+    """Build the book in ``out`` instead of the repository root: the book's own files
+    (``_config.yml``, ``_toc.yml``, the hand-written pages under ``book/``) are copied there,
+    and the executed notebooks, their figures and the site are written there only, so a smoke
+    build never touches the real book in ``book/`` and ``_build/html``."""
+    global SITE, BOOK, FIGURES, HTML, FAILED
+    SITE = out.resolve()
+    BOOK, HTML, FAILED = SITE / "book", SITE / "_build" / "html", SITE / "_build" / "failed"
+    FIGURES = BOOK / "figures"
+    if SITE == ROOT:
+        return
+    shutil.rmtree(SITE, ignore_errors=True)
+    BOOK.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copyfile(ROOT / name, SITE / name)
+    for page in (ROOT / "book").glob("*.md"):
+        shutil.copyfile(page, BOOK / page.name)
+
+
+def real_book() -> dict[str, int]:
+    """The real book's built files (executed pages, figures, site pages) with their modification
+    times: a build in another folder must leave every one of them as it was."""
+    files = [
+        *ROOT.glob("book/*.ipynb"),
+        *ROOT.glob("book/figures/*"),
+        *ROOT.glob("_build/html/**/*.html"),
+    ]
+    return {shown(path): path.stat().st_mtime_ns for path in files}
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it, else as it is."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -173,15 +215,17 @@ def execute(
                 str(executed),
                 parameters=parameters,
                 kernel_name="python3",
-                cwd=str(ROOT),
+                cwd=str(SITE),
                 progress_bar=False,
+                # the kernel runs on localhost only: its TCP warning is noise in every log
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except Exception as error:  # any failure stops the build, the notebook unpublished
             kept = ""
             if executed.exists():
                 FAILED.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(executed, FAILED / target.name)
-                kept = f"; partly executed copy: {(FAILED / target.name).relative_to(ROOT)}"
+                kept = f"; partly executed copy: {shown(FAILED / target.name)}"
             print(f"\nFAILED: notebook {name}{kept}\n{error}", file=sys.stderr)
             sys.exit(1)
         status_file = FIGURES / f"{page or source.stem}.status"  # see lth.report
@@ -194,7 +238,7 @@ def execute(
             first.source = heading + (f" ({status})" if status else "") + "\n" + rest
             nbformat.write(notebook, executed)
         shutil.move(str(executed), target)
-    print(f"   -> {target.relative_to(ROOT)}", flush=True)
+    print(f"   -> {shown(target)}", flush=True)
 
 
 def build_site() -> None:
@@ -202,7 +246,7 @@ def build_site() -> None:
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     command = [str(jupyter_book), "build", ".", "--all", "-W", "--keep-going"]
     print("== " + " ".join(command), flush=True)
-    if subprocess.run(command, cwd=ROOT).returncode != 0:
+    if subprocess.run(command, cwd=SITE).returncode != 0:
         print("\nFAILED: jupyter-book build (see the warnings above)", file=sys.stderr)
         sys.exit(1)
 
@@ -265,7 +309,7 @@ def check_outputs(html: bool = True) -> list[str]:
     problems = []
     figures = [(page.name, FIGURES / figure) for page in PAGES for figure in page.figures]
     for page, path in figures:
-        name = f"{path.relative_to(ROOT)} (page {page})"
+        name = f"{shown(path)} (page {page})"
         if not path.is_file():
             problems.append(f"figure missing: {name}")
         elif path.stat().st_size == 0:
@@ -275,10 +319,10 @@ def check_outputs(html: bool = True) -> list[str]:
     pages = toc_pages() if html else []
     for page in pages:
         if not (HTML / f"{page}.html").is_file():
-            problems.append(f"page missing: {(HTML / page).relative_to(ROOT)}.html")
+            problems.append(f"page missing: {shown(HTML / page)}.html")
     print(
         f"== checked {len(figures)} figure(s) of {len(PAGES)} page(s) in lth/pages.py"
-        + (f" and {len(pages)} page(s) in {HTML.relative_to(ROOT)}" if html else ""),
+        + (f" and {len(pages)} page(s) in {shown(HTML)}" if html else ""),
         flush=True,
     )
     return problems
@@ -300,8 +344,17 @@ def main() -> None:
     parser.add_argument("--only", metavar="PAGE", help="execute only the page PAGE (lth/pages.py)")
     parser.add_argument("--skip-build", action="store_true", help="do not run jupyter-book")
     parser.add_argument("--check-only", action="store_true", help="only check figures and pages")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="build the book in this folder instead of the repository (the smoke build's "
+        "_build/smoke): executed notebooks, figures and site go there only",
+    )
     args = parser.parse_args()
 
+    untouched = real_book() if args.out is not None else None
+    if args.out is not None:
+        use_site(args.out)
     problems = registry_problems()  # the registry before anything else
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
@@ -329,11 +382,14 @@ def main() -> None:
             build_site()
 
     problems = check_outputs(html=not args.skip_build)
+    if untouched is not None and real_book() != untouched:
+        changed = sorted(set(real_book().items()) ^ set(untouched.items()))
+        problems.append(f"the build in {shown(SITE)} changed the real book: {changed[0][0]} ...")
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
     if problems:
         sys.exit(1)
-    print("== book OK" + ("" if args.skip_build else f": open {HTML.relative_to(ROOT)}/index.html"))
+    print("== book OK" + ("" if args.skip_build else f": open {shown(HTML)}/index.html"))
 
 
 if __name__ == "__main__":
