@@ -14,6 +14,63 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FixedLocator, NullLocator
 
+#: One colour per mask criterion and per action, the same in every figure of the book (issue
+#: "The companion": figures a reader can read). Families share a hue: a sign-gated criterion is a
+#: shade of its criterion's colour, and a sign-keeping mask-1 action takes its sign-losing
+#: partner's colour (drawn solid against the partner's dotted line, see :data:`DOTTED`).
+COLOURS: dict[str, str] = {
+    # mask criteria (PAPER.md section 5)
+    "large_final": "#1f4e9c",
+    "large_final_same_sign": "#4f8fe0",
+    "large_final_diff_sign": "#9cc3f5",
+    "magnitude_increase": "#1b7a3a",
+    "magnitude_increase_same_sign": "#4cbf6b",
+    "magnitude_increase_diff_sign": "#a8e0b5",
+    "small_final": "#d62728",
+    "large_init": "#9467bd",
+    "small_init": "#e377c2",
+    "large_init_large_final": "#17becf",
+    "small_init_small_final": "#ff7f0e",
+    "movement": "#8c564b",
+    "random": "#7f7f7f",
+    # mask-1 actions (section 6): each sign-keeping variant in its sign-losing partner's colour
+    "rewind": "#1f4e9c",
+    "reinit": "#d62728",
+    "reinit_same_sign": "#d62728",
+    "reshuffle": "#ff7f0e",
+    "reshuffle_same_sign": "#ff7f0e",
+    "constant": "#9467bd",
+    "constant_same_sign": "#9467bd",
+    "reinit_fresh": "#8c564b",
+    # mask-0 actions (section 7)
+    "zero": "#1f4e9c",
+    "freeze_init": "#d62728",
+    "variant_1": "#1b7a3a",
+    "variant_2": "#ff7f0e",
+    "random_zero_control": "#7f7f7f",
+}
+
+#: Curves drawn dotted wherever they appear: the sign-losing mask-1 actions and reinit_fresh,
+#: the sign-flipping criteria, and the random control of the mask-0 actions.
+DOTTED: frozenset[str] = frozenset(
+    {
+        "reinit",
+        "reshuffle",
+        "constant",
+        "reinit_fresh",
+        "large_final_diff_sign",
+        "magnitude_increase_diff_sign",
+        "random_zero_control",
+    }
+)
+
+
+def colours_for(levels: list[str]) -> dict[str, object]:
+    """Each level's colour: its own from :data:`COLOURS`, else (a criterion or action added
+    later) one of a fixed palette in order of appearance."""
+    extra = iter(sns.color_palette("tab10", 10) * 3)
+    return {level: COLOURS.get(level) or next(extra) for level in levels}
+
 
 def accuracy_vs_remaining(
     frame: pd.DataFrame,
@@ -21,37 +78,48 @@ def accuracy_vs_remaining(
     *,
     y: str = "test_accuracy",
     title: str = "",
-    dashed: tuple[str, ...] = (),
+    dashed: tuple[str, ...] | None = None,
+    emphasis: tuple[str, ...] = (),
     reference: float | None = None,
     reference_label: str = "",
     ax: plt.Axes | None = None,
 ) -> plt.Figure:
     """Mean line and min/max band over seeds of ``y`` vs percent remaining, one line per ``hue``.
 
-    ``dashed`` names hue levels drawn dotted (e.g. the sign-losing variants of Figure 4);
-    ``reference`` draws a horizontal line (e.g. chance or the dense baseline).
+    Colours come from :data:`COLOURS` (the same curve has the same colour on every page);
+    ``dashed`` names hue levels drawn dotted (default: :data:`DOTTED`); with ``emphasis``, those
+    levels are drawn strong and the others light, without bands. ``reference`` draws a
+    horizontal line (e.g. chance or the dense baseline). The legend sits outside the axes.
     """
     if frame.empty:
         raise ValueError("nothing to plot: the DataFrame is empty")
     if y == "test_accuracy":  # plotted in percent, as the paper does
         frame = frame.assign(test_accuracy=100 * frame["test_accuracy"])
+    labels = {
+        "test_accuracy": "test accuracy at early stopping (%)",
+        "gap_points": "gap in test accuracy (points), paired by seed",
+    }
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 5))
+        _, ax = plt.subplots(figsize=(9, 5))
     levels = list(dict.fromkeys(frame[hue]))
-    colours = sns.color_palette("tab10" if len(levels) <= 10 else "tab20", len(levels))
-    palette = dict(zip(levels, colours, strict=True))
+    palette = colours_for(levels)
+    dotted = DOTTED if dashed is None else set(dashed)
     for level in levels:
         part = frame[frame[hue] == level]
+        light = bool(emphasis) and level not in emphasis
         sns.lineplot(
             data=part,
             x="percent_remaining",
             y=y,
             estimator="mean",
-            errorbar=("pi", 100),  # the 0-100 percentile interval: min to max over seeds
+            # the 0-100 percentile interval: min to max over seeds (none for light curves)
+            errorbar=None if light else ("pi", 100),
             color=palette[level],
-            linestyle=":" if level in dashed else "-",
+            linestyle=":" if level in dotted else "-",
+            linewidth=1.0 if light else (2.4 if emphasis else 1.6),
+            alpha=0.45 if light else 1.0,
             marker="o",
-            markersize=3,
+            markersize=2 if light else 3,
             label=level,
             ax=ax,
         )
@@ -65,11 +133,24 @@ def accuracy_vs_remaining(
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(lambda v, _: f"{v:.3g}")
     ax.set_xlabel("percent of weights remaining")
-    ax.set_ylabel("test accuracy at early stopping (%)" if y == "test_accuracy" else y)
+    ax.set_ylabel(labels.get(y, y))
     ax.grid(True, which="major", alpha=0.3)
     ax.set_title(title)
-    ax.legend(fontsize="small", ncol=2)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax.figure
+
+
+def gap_to(frame: pd.DataFrame, reference: str, hue: str = "criterion") -> pd.DataFrame:
+    """``frame`` with ``gap_points``: each run's test accuracy minus that of the ``reference``
+    curve's run of the same seed and round, in points. Runs of one seed share their initial
+    weights, so the paired gap shows an ordering that seed-to-seed spread hides in the
+    paper-style panel."""
+    keys = ["seed", "round"]
+    ref = frame[frame[hue] == reference].set_index(keys)["test_accuracy"]
+    if ref.empty:
+        raise ValueError(f"no {hue} {reference!r} in the frame to measure gaps against")
+    joined = frame.join(ref.rename("reference_accuracy"), on=keys)
+    return joined.assign(gap_points=100 * (joined["test_accuracy"] - joined["reference_accuracy"]))
 
 
 def save_png(figure: plt.Figure, path: str | Path, dpi: int = 150) -> Path:
