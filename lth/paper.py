@@ -200,7 +200,7 @@ def check_claim(frame, claim: Claim, hue: str = "criterion") -> dict:
     means = sparse.groupby([hue, "round"])["test_accuracy"].mean().unstack(hue)
     missing = [c for c in claim.better + claim.worse if c not in means.columns]
     if missing:
-        raise ValueError(f"the runs have no {hue} {missing}")
+        raise ValueError(f"the runs have no {hue} {', '.join(missing)}")
     gap = 100 * (means[list(claim.better)].min(axis=1) - means[list(claim.worse)].max(axis=1))
     return {
         "levels": len(gap),
@@ -217,7 +217,8 @@ def claims_markdown(frame, claims: tuple[Claim, ...], hue: str = "criterion") ->
     for claim in claims:
         absent = sorted(set(claim.better + claim.worse) - present)
         if absent:
-            lines.append(f"- *{claim.text}* Not tested: these runs have no {absent}.")
+            names = ", ".join(f"`{name}`" for name in absent)
+            lines.append(f"- *{claim.text}* Not tested: these runs have no {names}.")
             continue
         result = check_claim(frame, claim, hue)
         if result["levels"] == 0:
