@@ -29,8 +29,8 @@ from .nets import Population, get_architecture, initial_weights, percent_remaini
 from .nets import seeded_generator as _generator
 from .provenance import check_clean_tree, code_identity, provenance
 from .report import sweep_frame
+from .sparse import estimated_speedup
 from .specs import (
-    RATE_HINT,
     Chain,
     for_data,
 )
@@ -226,7 +226,13 @@ def run_sweep(
         plan, n_runs, total = count(chains)
     protocol = chains[0].protocol
     samples = n_runs * protocol.iterations * protocol.batch_size
-    hours = samples / RATE_HINT.get(chains[0].net, RATE_HINT["fc"]) / 3600
+    arch = get_architecture(chains[0].net)
+    to_train = {c.run_key(r): (c, r) for c in chains for r in range(rounds + 1) if plan[c][r]}
+    dense_equivalent = sum(  # each sparse round's samples divided by its measured speed-up
+        protocol.iterations * protocol.batch_size / estimated_speedup(arch, r, c.sparse_layers(r))
+        for c, r in to_train.values()
+    )
+    hours = dense_equivalent / arch.rate_hint / 3600
     log(
         f"{total - n_runs} of {total} runs found in {store.root}; training {n_runs} "
         f"({samples / 1e6:,.1f} M model-samples: about {hours:.1f} h on a 2-core CPU)"
