@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .verdicts import Comparison, Verdict, combine, judge
+
 
 @dataclass(frozen=True)
 class Reported:
@@ -20,120 +22,155 @@ class Reported:
         return f"{self.value:.1f}" + ("" if self.confirmed else " (unconfirmed)")
 
 
+#: The paper's own words for how far pruning goes (its introduction, on Frankle & Carbin's
+#: results): "aggressively pruned networks (with 95 percent to 99.5 percent of weights pruned)",
+#: "networks only moderately pruned (with 50 percent to 90 percent of weights pruned)". The
+#: claims below use them for "high" and "low" pruning, in percent of weights remaining.
+HIGH_PRUNING = (0.0, 5.0)
+LOW_PRUNING = (10.0, 100.0)
+
+#: "Much" worse: the claimed gap must exceed the noise margin by this many points.
+MUCH = 1.0
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A qualitative claim of the paper as an ordering of curves that our runs can test:
-    every ``better`` curve lies at or above every ``worse`` curve (less ``tolerance`` accuracy
-    points), at the pruning levels whose percent remaining lies in ``remaining``."""
+    """A claim of the paper and how it is tested: ``text`` (in double quotes where it is the
+    paper's own sentence), ``source`` (where it comes from), and every part it asserts as a
+    :class:`lth.verdicts.Comparison` of curves; :func:`lth.verdicts.judge` gives each part's
+    verdict and :func:`lth.verdicts.combine` the claim's."""
 
     text: str
-    better: tuple[str, ...]
-    worse: tuple[str, ...]
-    tolerance: float = 0.0
-    remaining: tuple[float, float] = (0.0, 100.0)
+    source: str
+    parts: tuple[Comparison, ...]
+
+    @property
+    def curves(self) -> set[str]:
+        return {name for part in self.parts for name in part.better + part.worse}
 
 
-#: Figure 3 (our paraphrase of the paper's section 2), tested over the criteria.
+_SPEC = "PAPER.md (the reproduction spec's paraphrase; the paper's sentence is not confirmed)"
+_OURS = "our paraphrase (the paper's wording was not reachable; see notes/)"
+
+#: Figure 3 (mask criteria, the paper's section 2), over the criteria.
 FIGURE3_CLAIMS: tuple[Claim, ...] = (
     Claim(
         "Criteria that keep large final weights (large_final, magnitude_increase, "
-        "large_init_large_final) do best, above random pruning.",
-        ("large_final", "magnitude_increase", "large_init_large_final"),
-        ("random",),
+        "large_init_large_final) do best: above every criterion that does not.",
+        _OURS,
+        (
+            Comparison(
+                ("large_final", "magnitude_increase", "large_init_large_final"),
+                ("small_final", "large_init", "small_init", "small_init_small_final", "random"),
+            ),
+        ),
     ),
     Claim(
-        "magnitude_increase does as well as large_final, the lottery ticket's criterion "
-        "(within 0.5 points).",
-        ("magnitude_increase",),
-        ("large_final",),
-        tolerance=0.5,
+        "magnitude_increase does as well as large_final, the lottery ticket's criterion.",
+        _OURS,
+        (Comparison(("magnitude_increase",), ("large_final",), relation="as_well"),),
     ),
-    Claim("movement also beats random pruning.", ("movement",), ("random",)),
+    Claim("movement also beats random pruning.", _OURS, (Comparison(("movement",), ("random",)),)),
     Claim(
         "Criteria that keep small final weights (small_final, small_init_small_final) do worse "
         "than random pruning.",
-        ("random",),
-        ("small_final", "small_init_small_final"),
+        _OURS,
+        (Comparison(("random",), ("small_final", "small_init_small_final")),),
     ),
 )
 
-#: Figure 4 (our paraphrase of the paper's section 3), tested over the mask-1 actions.
+_SIGN_PAIRS = (
+    ("reinit_same_sign", "reinit"),
+    ("reshuffle_same_sign", "reshuffle"),
+    ("constant_same_sign", "constant"),
+)
+
+#: Figure 4 (mask-1 actions, the paper's section 3), over the mask-1 actions.
 FIGURE4_CLAIMS: tuple[Claim, ...] = (
     Claim(
-        "The three sign-losing variants (reinit, reshuffle, constant) do worse than rewinding.",
-        ("rewind",),
-        ("reinit", "reshuffle", "constant"),
+        "The three sign-losing variants (reinit, reshuffle, constant) do much worse than "
+        f"rewinding (by more than {MUCH:g} point beyond noise).",
+        _SPEC + ", section 6",
+        tuple(
+            Comparison(("rewind",), (v,), at_least=MUCH)
+            for v in ("reinit", "reshuffle", "constant")
+        ),
     ),
     Claim(
-        "Each sign-keeping variant does better than every sign-losing one.",
-        ("reinit_same_sign", "reshuffle_same_sign", "constant_same_sign"),
-        ("reinit", "reshuffle", "constant"),
+        '"Signs are all you need to make the re-initialized network train": each sign-keeping '
+        "variant does better than its sign-losing partner.",
+        "the paper's abstract (verbatim), tested as the orderings of Figure 4",
+        tuple(Comparison((keep,), (lose,)) for keep, lose in _SIGN_PAIRS),
     ),
     Claim(
-        "The sign-keeping variants recover most or all of the lottery ticket's accuracy "
-        "(within 1 point of rewind).",
-        ("reinit_same_sign", "reshuffle_same_sign", "constant_same_sign"),
-        ("rewind",),
-        tolerance=1.0,
+        "The three sign-keeping variants recover most or all of the lottery ticket's accuracy "
+        "(no more than 1 point below rewinding, beyond noise).",
+        _SPEC + ", section 6",
+        tuple(
+            Comparison((keep,), ("rewind",), relation="as_well", tolerance=1.0)
+            for keep, _ in _SIGN_PAIRS
+        ),
     ),
 )
 
-#: Figure 5 (our paraphrase of the paper's section 4), tested over the mask-0 actions.
+#: Figure 5 (mask-0 actions, the paper's section 4), over the mask-0 actions.
 FIGURE5_CLAIMS: tuple[Claim, ...] = (
     Claim(
         "Freezing pruned weights at their initial values is worse than setting them to zero, "
-        "except at high sparsity (tested where more than 10% of weights remain).",
-        ("zero",),
-        ("freeze_init",),
-        remaining=(10.0, 100.0),
+        "except at high sparsity (tested: zero above freeze_init where more than 5% of weights "
+        "remain; freeze_init as well as zero where 5% or fewer do).",
+        _SPEC + ", section 7",
+        (
+            Comparison(("zero",), ("freeze_init",), remaining=(HIGH_PRUNING[1], 100.0)),
+            Comparison(("freeze_init",), ("zero",), relation="as_well", remaining=HIGH_PRUNING),
+        ),
     ),
     Claim(
-        "Variant 1 matches the lottery ticket at low pruning (within 0.5 points, where more than "
-        "10% remain) ...",
-        ("variant_1",),
-        ("zero",),
-        tolerance=0.5,
-        remaining=(10.0, 100.0),
+        "Variant 1 matches the lottery ticket at low pruning (10% or more remaining) and beats "
+        "it at high pruning (5% or fewer).",
+        _SPEC + ", section 7",
+        (
+            Comparison(("variant_1",), ("zero",), relation="as_well", remaining=LOW_PRUNING),
+            Comparison(("variant_1",), ("zero",), remaining=HIGH_PRUNING),
+        ),
     ),
     Claim(
-        "... and beats it at high pruning (10% or fewer remain).",
-        ("variant_1",),
-        ("zero",),
-        remaining=(0.0, 10.0),
+        "Variant 2 is better still.",
+        _SPEC + ", section 7",
+        (Comparison(("variant_2",), ("variant_1",)),),
     ),
-    Claim("Variant 2 does better still.", ("variant_2",), ("variant_1",)),
     Claim(
         "Zeroing a random set of pruned weights of the same size (the official code's control) "
         "does worse than variant 1: which weights are zeroed matters.",
-        ("variant_1",),
-        ("random_zero_control",),
+        "ours (the official code's control; the paper's text on it was not reachable)",
+        (Comparison(("variant_1",), ("random_zero_control",)),),
     ),
 )
 
-#: Figure S5 (our paraphrase of the supplementary material), tested over the criteria.
+#: Figure S5 (sign-gated criteria trained iteratively, the supplementary material).
 FIGURE_S5_CLAIMS: tuple[Claim, ...] = (
     Claim(
-        "Keeping only large final weights whose sign did not flip does as well as large_final "
-        "(within 0.5 points).",
-        ("large_final_same_sign",),
-        ("large_final",),
-        tolerance=0.5,
+        "Keeping only large final weights whose sign did not flip does as well as large_final.",
+        _OURS,
+        (Comparison(("large_final_same_sign",), ("large_final",), relation="as_well"),),
     ),
     Claim(
         "Keeping only weights whose sign flipped does worse than either.",
-        ("large_final", "large_final_same_sign"),
-        ("large_final_diff_sign",),
+        _OURS,
+        (Comparison(("large_final", "large_final_same_sign"), ("large_final_diff_sign",)),),
     ),
     Claim(
-        "The same holds for magnitude_increase: same sign at least as good (within 0.5 points) ...",
-        ("magnitude_increase_same_sign",),
-        ("magnitude_increase",),
-        tolerance=0.5,
-    ),
-    Claim(
-        "... and flipped signs worse.",
-        ("magnitude_increase", "magnitude_increase_same_sign"),
-        ("magnitude_increase_diff_sign",),
+        "The same holds for magnitude_increase: same sign as well, flipped signs worse.",
+        _OURS,
+        (
+            Comparison(
+                ("magnitude_increase_same_sign",), ("magnitude_increase",), relation="as_well"
+            ),
+            Comparison(
+                ("magnitude_increase", "magnitude_increase_same_sign"),
+                ("magnitude_increase_diff_sign",),
+            ),
+        ),
     ),
 )
 
@@ -188,51 +225,37 @@ TABLE1: dict[str, dict[str, Reported]] = {
 }
 
 
-def check_claim(frame, claim: Claim, hue: str = "criterion") -> dict:
-    """Test ``claim`` on our runs: at every pruning level after the dense one within
-    ``claim.remaining``, compare the lowest seed-mean accuracy of the ``better`` curves with the
-    highest of the ``worse`` ones. Returns the number of levels, how many agree with the claim
-    (gap >= -tolerance), and the mean and smallest gap in accuracy points."""
-    low, high = claim.remaining
-    sparse = frame[(frame["round"] > 0) & frame["percent_remaining"].between(low, high)]
-    if sparse.empty:
-        return {"levels": 0, "agree": 0, "mean_gap": float("nan"), "min_gap": float("nan")}
-    means = sparse.groupby([hue, "round"])["test_accuracy"].mean().unstack(hue)
-    missing = [c for c in claim.better + claim.worse if c not in means.columns]
-    if missing:
-        raise ValueError(f"the runs have no {hue} {', '.join(missing)}")
-    gap = 100 * (means[list(claim.better)].min(axis=1) - means[list(claim.worse)].max(axis=1))
-    return {
-        "levels": len(gap),
-        "agree": int((gap >= -claim.tolerance).sum()),
-        "mean_gap": float(gap.mean()),
-        "min_gap": float(gap.min()),
-    }
+def _part_line(part: Comparison, verdict: Verdict) -> str:
+    relation = "as well as" if part.relation == "as_well" else "above"
+    low, high = part.remaining
+    where = "" if part.remaining == (0.0, 100.0) else f", where {low:g}-{high:g}% remain"
+    what = f"{', '.join(part.better)} {relation} {', '.join(part.worse)}{where}"
+    if not verdict.gaps:
+        return f"  - {what}: *{verdict.verdict}* ({verdict.reason})."
+    gaps = ", ".join(f"{g:+.2f}" for g in verdict.gaps)
+    reason = f"; {verdict.reason}" if verdict.reason else ""
+    return (
+        f"  - {what}: *{verdict.verdict}*; gap per seed {gaps} points over {verdict.levels} "
+        f"level(s), noise margin {verdict.margin:.2f}{reason}."
+    )
 
 
 def claims_markdown(frame, claims: tuple[Claim, ...], hue: str = "criterion") -> str:
-    """A Markdown list: each claim, our verdict, and the numbers behind it."""
+    """A Markdown list: each claim, its source, its verdict (:mod:`lth.verdicts`) and, per part,
+    the per-seed gaps behind it."""
     lines = []
     present = set(frame[hue])
     for claim in claims:
-        absent = sorted(set(claim.better + claim.worse) - present)
+        absent = sorted(claim.curves - present)
         if absent:
             names = ", ".join(f"`{name}`" for name in absent)
-            lines.append(f"- *{claim.text}* Not tested: these runs have no {names}.")
+            lines.append(
+                f"- *{claim.text}* ({claim.source}) Not tested: these runs have no {names}."
+            )
             continue
-        result = check_claim(frame, claim, hue)
-        if result["levels"] == 0:
-            lines.append(f"- *{claim.text}* Not tested: no pruning level in that range.")
-            continue
-        share = result["agree"] / result["levels"]
-        verdict = (
-            "supported" if share == 1 else "mostly supported" if share >= 0.75 else "not supported"
-        )
-        lines.append(
-            f"- *{claim.text}* **{verdict}**: the claimed order holds at {result['agree']} of "
-            f"{result['levels']} levels; mean gap {result['mean_gap']:+.2f} points, smallest "
-            f"{result['min_gap']:+.2f}."
-        )
+        verdicts = [judge(frame, part, hue) for part in claim.parts]
+        lines.append(f"- *{claim.text}* ({claim.source}) **{combine(verdicts)}**")
+        lines += [_part_line(p, v) for p, v in zip(claim.parts, verdicts, strict=True)]
     return "\n".join(lines)
 
 

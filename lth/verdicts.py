@@ -11,12 +11,12 @@ remaining. Each part is judged by one test, fixed once for all claims:
 - **Noise.** A gap counts only beyond ``margin`` points: twice the standard error of the
   difference of two accuracies measured on the test set (``100 * sqrt(2 p (1 - p) / n_test)``,
   with ``p`` the mean accuracy of the runs compared).
-- **Three values.** For ``"above"``: *reproduced* if every seed's gap is above the margin;
-  *not reproduced* if every seed's gap is below minus the margin (the opposite holds beyond
-  noise). For ``"as_well"``: *reproduced* if no seed's gap is below minus the tolerance; *not
-  reproduced* if every seed's gap is below minus (tolerance + margin). *Inconclusive*
-  otherwise (seeds disagree, or gaps within noise), with fewer than :data:`MIN_SEEDS` seeds,
-  or with no level in the part's range.
+- **Three values.** For ``"above"``: *reproduced* if every seed's gap is above the margin
+  (plus ``at_least`` points for a claim of "much" better); *not reproduced* if every seed's gap
+  is below minus the margin (the opposite holds beyond noise). For ``"as_well"``: *reproduced*
+  if no seed's gap is below minus (tolerance + margin); *not reproduced* if every seed's is.
+  *Inconclusive* otherwise (seeds disagree, or gaps within noise), with fewer than
+  :data:`MIN_SEEDS` seeds, or with no level in the part's range.
 
 A claim is reproduced if all its parts are, not reproduced if any part is, else inconclusive.
 """
@@ -38,14 +38,16 @@ REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inco
 @dataclass(frozen=True)
 class Comparison:
     """One testable part of a claim: ``better`` curves lie above ``worse`` ones (``"above"``),
-    or do as well as them, no more than ``tolerance`` points below (``"as_well"``), at the
-    levels whose percent of weights remaining lies in ``remaining`` (round 0 excluded)."""
+    by at least ``at_least`` points beyond noise; or do as well as them, no more than
+    ``tolerance`` points below beyond noise (``"as_well"``), at the levels whose percent of
+    weights remaining lies in ``remaining`` (round 0 excluded)."""
 
     better: tuple[str, ...]
     worse: tuple[str, ...]
     relation: str = "above"
     remaining: tuple[float, float] = (0.0, 100.0)
     tolerance: float = 0.0
+    at_least: float = 0.0  # "above": by at least this many points beyond noise ("much")
 
     def __post_init__(self) -> None:
         if self.relation not in ("above", "as_well"):
@@ -92,10 +94,10 @@ def judge(frame: pd.DataFrame, part: Comparison, hue: str = "criterion") -> Verd
     if len(values) < MIN_SEEDS:
         return Verdict(INCONCLUSIVE, values, margin, levels, f"fewer than {MIN_SEEDS} seeds")
     if part.relation == "above":  # above beyond noise in every seed, or below it in every seed
-        holds = all(g > margin for g in values)
+        holds = all(g > margin + part.at_least for g in values)
         opposite = all(g < -margin for g in values)
-    else:  # as well: within the tolerance in every seed, or worse beyond tolerance and noise
-        holds = all(g > -part.tolerance for g in values)
+    else:  # as well: no seed worse beyond tolerance and noise, or every seed worse beyond them
+        holds = all(g > -part.tolerance - margin for g in values)
         opposite = all(g < -part.tolerance - margin for g in values)
     if holds:
         return Verdict(REPRODUCED, values, margin, levels)

@@ -65,7 +65,13 @@ def test_as_well_within_tolerance_and_clearly_worse():
     as_well = Comparison(("a",), ("b",), relation="as_well", tolerance=0.5)
     assert judge(curves({0: -0.3, 1: 0.2}), as_well).verdict == REPRODUCED
     assert judge(curves({0: -2.0, 1: -1.5}), as_well).verdict == NOT_REPRODUCED
-    assert judge(curves({0: -0.7, 1: 0.1}), as_well).verdict == INCONCLUSIVE
+    assert judge(curves({0: -1.2, 1: 0.1}), as_well).verdict == INCONCLUSIVE  # seeds disagree
+
+
+def test_much_better_needs_its_extra_points():
+    much = Comparison(("a",), ("b",), at_least=1.0)
+    assert judge(curves({0: 0.9, 1: 0.9}), much).verdict == INCONCLUSIVE  # better, not much
+    assert judge(curves({0: 1.8, 1: 2.0}), much).verdict == REPRODUCED
 
 
 def test_levels_in_range_only_and_several_curves_per_side():
