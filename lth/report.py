@@ -145,7 +145,8 @@ def target_profile_section(
             f"{target_profile} profile in progress: {cov.present:,} of {cov.runs:,} runs"
         )
     frame = sweep_frame(target.chains(), target.rounds, store, partial=True)
-    head = f"**{cov.status()[0].upper()}{cov.status()[1:]}.**"
+    status = cov.status()
+    head = f"**{status[0].upper()}{status[1:]}.**"
     if frame.empty:
         return f"{head} None of its runs exist yet.", None
     pruned = frame[frame["round"] > 0]
