@@ -289,8 +289,10 @@ def _sweep_rounds(context: _Round, chains, plan, keep_state, max_population, log
                 groups = [list(mine.items())[i : i + size] for i in range(0, len(mine), size)]
                 try:
                     with Heartbeat(locks):
-                        for group in groups:
-                            new_states.update(_train_round(context, dict(group), r, states))
+                        for group in groups:  # each population's steps, as soon as it is done
+                            trained = _train_round(context, dict(group), r, states)
+                            _commit_steps(chains, r, trained, store)
+                            new_states.update(trained)
                 finally:
                     for lock in locks:
                         lock.release()
@@ -298,19 +300,31 @@ def _sweep_rounds(context: _Round, chains, plan, keep_state, max_population, log
             if members:
                 log(f"round {r}: waiting for {len(members)} run(s) another process is training")
                 time.sleep(LOCK_POLL_S)
-        _commit_steps(chains, r, new_states, store)
+        if r < rounds:
+            _commit_cached_steps([c for c in chains if plan[c][r + 1]], r, store, cache)
         states = new_states
 
 
 def _commit_steps(chains: Sequence[Chain], r: int, states: dict, store: RunStore) -> None:
-    """Save, for every chain whose round ``r`` this process trained, the step to its round
-    r+1 (:mod:`lth.chains`), so that the chain can go on from committed files even if the
-    sweep stops here and the cache is lost."""
+    """Save, for every chain whose round ``r`` is in ``states`` (one population just
+    trained), the step to its round r+1 (:mod:`lth.chains`), so that the chain can go on from
+    committed files even if the sweep stops here and the cache is lost."""
     steps = chain_steps(store)
     for chain in chains:
         state = states.get(chain.run_key(r))
         if state is not None and chain.run_key(r + 1) not in steps:
             round_step(chain, r + 1, state, steps)
+
+
+def _commit_cached_steps(chains: Sequence[Chain], r: int, store: RunStore, cache: StateCache):
+    """Save the missing steps to round r+1 of ``chains`` whose round ``r`` is recorded and
+    cached: runs an earlier sitting finished without committing their step (before steps were
+    committed per population) go on from committed files too."""
+    steps = chain_steps(store)
+    for chain in chains:
+        key = chain.run_key(r)
+        if chain.run_key(r + 1) not in steps and key in store and key in cache:
+            round_step(chain, r + 1, cache.load(key), steps)
 
 
 #: Seconds between looks at runs another process is training.

@@ -11,6 +11,7 @@ from lth.chains import NEEDS_TOWARD_ZERO
 from lth.experiments import Chain, chain_steps, run_sweep
 from lth.nets import get_architecture, initial_weights
 from lth.store import RunStore, StateCache
+from lth.train import DeadlineReached
 
 ROUNDS = 3
 CHAINS = [
@@ -71,3 +72,42 @@ def test_a_step_that_does_not_give_its_start_is_an_error(swept, tmp_path):
     other.save(chain.run_key(1), step)
     with pytest.raises(ValueError, match="does not give the start it was made from"):
         other.rebuild(chain, 1, initial_weights(get_architecture("fc"), chain.seed))
+
+
+def _stop_at_call(monkeypatch, n: int) -> list:
+    """Make the ``n``-th population a sweep trains (1-based) stop at its deadline."""
+    from lth import pruning
+
+    calls, train = [], pruning._train_round
+
+    def stopping(context, members, r, states):
+        calls.append((r, list(members)))
+        if len(calls) == n:
+            raise DeadlineReached("test")
+        return train(context, members, r, states)
+
+    monkeypatch.setattr(pruning, "_train_round", stopping)
+    return calls
+
+
+def test_each_population_commits_its_steps_before_the_next_trains(tmp_path, tiny_data, monkeypatch):
+    """A sitting that stops in the middle of a round keeps the steps of the populations it
+    finished (a fresh clone does not train them again); steps an earlier sitting left out are
+    made from the cache at the round's end."""
+    chains = [Chain("fc", seed, "large_final", "rewind", "zero", 100) for seed in (0, 1)]
+    store, cache = RunStore(tmp_path / "runs"), StateCache(tmp_path / "cache")
+    sweep = dict(store=store, cache=cache, progress=False, log=lambda m: None, data=tiny_data)
+    _stop_at_call(monkeypatch, 2)
+    with pytest.raises(DeadlineReached):
+        run_sweep(chains, 1, max_population=1, **sweep)
+    steps = chain_steps(store)
+    assert chains[0].run_key(0) in store and chains[1].run_key(0) not in store
+    assert steps.available(chains[0], 1) and not steps.available(chains[1], 1)
+
+    steps.path(chains[0].run_key(1)).unlink()  # as a sitting before per-population steps left it
+    calls = _stop_at_call(monkeypatch, 2)
+    with pytest.raises(DeadlineReached):
+        run_sweep(chains, 1, max_population=1, **sweep)
+    assert calls[0] == (0, [chains[1].run_key(0)])
+    assert calls[1][0] == 1  # stopped in round 1: both steps into it committed first
+    assert all(steps.available(chain, 1) for chain in chains)
