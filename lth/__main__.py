@@ -5,6 +5,7 @@ python -m lth sweep --profile smoke --criteria large_final random --seeds 0 1
 python -m lth list                                    # networks, criteria, actions, profiles
 python -m lth verify --sample 3                       # re-make 3 committed records, bit for bit
 python -m lth campaign --dry-run                      # the paper-scale plan and its cost
+python -m lth campaign --hours 8 --scheduler tcp://10.0.0.1:8786   # on a Dask cluster
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 from .actions import MASK0_ACTIONS, MASK1_ACTIONS
 from .criteria import CRITERIA
+from .executors import executor
 from .nets import ARCHITECTURES
 from .parameters import check_environment, check_value
 from .pruning import run_sweep
@@ -32,6 +34,12 @@ SWEEP_KINDS = {
     "mask0": "mask0",
     "precision": "precision",
 }
+#: Where ``sweep`` and ``campaign`` train (lth.executors), checked the same way.
+WHERE_KINDS = {
+    "scheduler": "scheduler or None",
+    "local_workers": "local_workers",
+    "device": "device",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,24 +54,44 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+def _where(args: argparse.Namespace) -> dict:
+    """``--scheduler``, ``--local-workers`` and ``--device``, checked."""
+    return {
+        name: check_value(f"--{name.replace('_', '-')}", getattr(args, name), kind)
+        for name, kind in WHERE_KINDS.items()
+    }
+
+
+def _add_where(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler")
+    parser.add_argument(
+        "--local-workers", default="0", metavar="N", help="a Dask LocalCluster of N processes"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (each worker's own)")
+
+
 def _sweep(args: argparse.Namespace) -> None:
     given = {name: getattr(args, name) for name in SWEEP_KINDS}
     given = {k: " ".join(v) if isinstance(v, list) else v for k, v in given.items()}  # nargs="+"
     values = {
         name: check_value(f"--{name}", given[name], kind) for name, kind in SWEEP_KINDS.items()
     }
+    where = _where(args)
     folders = check_environment(args.runs, args.cache, args.data)
     settings = resolve_settings(**values)
     print(settings.describe())
-    frame = run_sweep(
-        settings.chains(),
-        settings.rounds,
-        store=(LegacyRemake if args.remake_legacy else RunStore)(folders["runs"]),
-        cache=StateCache(folders["cache"]),
-        data_root=args.data,
-        progress=not args.quiet,
-        allow_dirty=args.allow_dirty or None,
-    )
+    with executor(where["scheduler"], where["local_workers"]) as ex:
+        frame = run_sweep(
+            settings.chains(),
+            settings.rounds,
+            store=(LegacyRemake if args.remake_legacy else RunStore)(folders["runs"]),
+            cache=StateCache(folders["cache"]),
+            data_root=args.data,
+            progress=not args.quiet,
+            allow_dirty=args.allow_dirty or None,
+            device=where["device"],
+            executor=ex,
+        )
     frame["variant"] = frame["criterion"] + "/" + frame["mask1"] + "/" + frame["mask0"]
     summary = frame.groupby(["variant", "round"])["test_accuracy"].mean().unstack("variant")
     print(summary.round(4).to_string())
@@ -125,6 +153,7 @@ def _campaign(args: argparse.Namespace) -> int:
     from .campaign import campaign_plan, get_targets, parse_deadline, run_campaign
 
     targets = get_targets(args.only)
+    where = _where(args)
     folders = check_environment(args.runs, args.cache, args.data)
     store, cache = RunStore(folders["runs"]), StateCache(folders["cache"])
     if args.dry_run:
@@ -136,15 +165,18 @@ def _campaign(args: argparse.Namespace) -> int:
         return 0
     hours = None if args.hours is None else _number("--hours", args.hours)
     deadline = parse_deadline(args.until, hours)
-    done = run_campaign(
-        targets,
-        deadline,
-        store=store,
-        cache=cache,
-        data_root=args.data,
-        progress=not args.quiet,
-        allow_dirty=args.allow_dirty or None,
-    )
+    with executor(where["scheduler"], where["local_workers"]) as ex:
+        done = run_campaign(
+            targets,
+            deadline,
+            store=store,
+            cache=cache,
+            data_root=args.data,
+            progress=not args.quiet,
+            allow_dirty=args.allow_dirty or None,
+            device=where["device"],
+            executor=ex,
+        )
     return 0 if done else 4
 
 
@@ -175,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="write records into the committed store from a tree with uncommitted changes",
     )
+    _add_where(sweep)
     sweep.set_defaults(func=_sweep)
     sub.add_parser("list", help="what the library knows").set_defaults(func=_list)
     check = sub.add_parser("verify", help="re-make records alone and compare them bit for bit")
@@ -196,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     camp.add_argument("--data", default=None, help="dataset root (default $LTH_DATA)")
     camp.add_argument("--quiet", action="store_true", help="no progress bar")
     camp.add_argument("--allow-dirty", action="store_true", help="see sweep --allow-dirty")
+    _add_where(camp)
     camp.set_defaults(func=_campaign)
     args = parser.parse_args(argv)
     try:

@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 
 from . import paper
 from .data import Dataset
+from .executors import DaskExecutor, InProcess, distribute
 from .nets import get_architecture
+from .pages import get_page
 from .provenance import check_clean_tree
 from .pruning import run_sweep, sweep_plan
 from .sparse import estimated_speedup
 from .specs import RATE_HINT, Chain, Settings, resolve_settings
 from .store import RunStore, StateCache
-from .train import DeadlineReached
+from .train import CHECKPOINT_EVERY_S, DeadlineReached
 
 #: Populations of at most this many members: a round of 45 chains trains as 6 populations, so
 #: a deadline costs at most one population's progress since its last checkpoint, and FC's
@@ -152,6 +154,84 @@ class TargetPlan:
         )
 
 
+def dense_equivalent_samples(chains: Sequence[Chain], to_train: Sequence[set[str]]) -> float:
+    """The model-samples of the runs ``to_train`` (round r's keys at index r) of ``chains``,
+    each sparse round's divided by its measured speed-up (:func:`lth.sparse.estimated_speedup`):
+    divided by the dense rate, the hours they take."""
+    arch = get_architecture(chains[0].net)
+    protocol = chains[0].protocol
+    samples = 0.0
+    for r, keys in enumerate(to_train):
+        by_key = {c.run_key(r): c for c in chains}
+        for key in keys:
+            speedup = estimated_speedup(arch, r, by_key[key].sparse_layers(r))
+            samples += protocol.iterations * protocol.batch_size / speedup
+    return samples
+
+
+#: The pruning figures whose cost :func:`profile_costs` shows, at the profiles they are run at.
+COSTED = (
+    ("Figure 3", "fc", ("smoke", "mid", "paper"), {}),
+    (
+        "Figure 4",
+        "fc",
+        ("mid-short", "paper"),
+        {"criteria": ["large_final"], "mask1": paper.FIGURE4_MASK1},
+    ),
+    (
+        "Figure 5",
+        "fc",
+        ("mid-short", "paper"),
+        {"criteria": ["large_final"], "mask0": paper.FIGURE5_MASK0},
+    ),
+    ("Figure S5", "fc", ("mid-short", "paper"), {"criteria": paper.FIGURE_S5_CRITERIA}),
+    (
+        "Figure 3",
+        "conv2",
+        ("conv-short",),
+        {"criteria": get_page("criteria_conv2").parameters["criteria"]},
+    ),
+    ("Figure 3", "conv2", ("paper",), {}),
+    ("Figure 3", "conv4", ("paper",), {}),
+    ("Figure 3", "conv6", ("paper",), {}),
+)
+
+
+def profile_costs(store: RunStore, cache: StateCache) -> list[dict]:
+    """What each pruning figure costs at each profile it runs at: its runs, how many the store
+    holds, and the hours of the whole and of what remains on one 2-core CPU like ours at the
+    dense rate measured from the store's records (:func:`measured_rate`), sparse rounds at
+    their measured speed-up."""
+    rows = []
+    for figure, net, profiles, options in COSTED:
+        for profile in profiles:
+            settings = resolve_settings(
+                profile,
+                net,
+                options.get("criteria"),
+                **{k: v for k, v in options.items() if k != "criteria"},
+            )
+            chains, rounds = settings.chains(), settings.rounds
+            plan = sweep_plan(chains, rounds, store, cache)
+            rate, source = measured_rate(store, net)
+            every = dense_equivalent_samples(chains, plan.runs) / rate / 3600
+            rest = dense_equivalent_samples(chains, plan.missing) / rate / 3600
+            rows.append(
+                {
+                    "figure": figure,
+                    "net": net,
+                    "profile": profile,
+                    "runs": plan.count("runs"),
+                    "recorded": plan.count("runs") - plan.count("missing"),
+                    "CPU-hours, all": every,
+                    "CPU-hours, remaining": rest,
+                    "dense rate (model-samples/s)": rate,
+                    "rate from": source,
+                }
+            )
+    return rows
+
+
 def campaign_plan(
     targets: Sequence[Target], store: RunStore, cache: StateCache
 ) -> list[TargetPlan]:
@@ -160,15 +240,8 @@ def campaign_plan(
     for target in targets:
         chains = target.chains()
         plan = sweep_plan(chains, target.rounds, store, cache)
-        protocol = chains[0].protocol
         rate, source = measured_rate(store, target.net)
-        arch = get_architecture(target.net)
-        dense_samples = 0.0  # the samples to train, each sparse round's divided by its speedup
-        for r, keys in enumerate(plan.to_train):
-            by_key = {c.run_key(r): c for c in chains}
-            for key in keys:
-                speedup = estimated_speedup(arch, r, by_key[key].sparse_layers(r))
-                dense_samples += protocol.iterations * protocol.batch_size / speedup
+        dense_samples = dense_equivalent_samples(chains, plan.to_train)
         complete = next((r for r, m in enumerate(plan.missing) if m), len(plan.missing))
         plans.append(
             TargetPlan(
@@ -197,17 +270,37 @@ def run_campaign(
     allow_dirty: bool | None = None,
     log: Callable[[str], None] = print,
     data: Dataset | None = None,
+    executor: InProcess | DaskExecutor | None = None,
+    device: str = "cpu",
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> bool:
     """Train the targets' missing runs in order until ``deadline`` (a ``time.time()`` value);
     True if every target is complete, False if the deadline stopped it (cleanly: see the module
-    docstring). Prints what this sitting finished and what remains."""
+    docstring). Prints what this sitting finished and what remains.
+
+    With a distributed ``executor`` (:mod:`lth.executors`) every target's tasks are handed to
+    its workers at once, the earlier targets' first, so that no worker waits for a target to
+    finish before starting the next."""
     store = store or RunStore()
     cache = cache or StateCache()
     check_clean_tree(store.root, allow_dirty)
     before = set(store.keys())
     t0 = time.time()
     finished = True
-    for target in targets:
+    if executor is not None and executor.distributed:
+        sweeps = [(t.chains(), t.rounds, -i) for i, t in enumerate(targets)]
+        common = dict(data_root=data_root, data=data, max_population=max_population)
+        common.update(allow_dirty=allow_dirty, deadline=deadline, device=device)
+        common.update(checkpoint_every_s=checkpoint_every_s)
+        log(f"== {len(targets)} target(s) on {executor.describe()}")
+        results = distribute(executor, sweeps, store, cache, **common)
+        stopped = sum(r.stopped for r in results)
+        log(f"{len(results)} task(s), {stopped} stopped by the deadline, checkpointed")
+        finished = not stopped
+        targets_in_process: Sequence[Target] = ()
+    else:
+        targets_in_process = targets
+    for target in targets_in_process:
         if time.time() >= deadline:
             finished = False
             break
@@ -225,6 +318,8 @@ def run_campaign(
                 allow_dirty=allow_dirty,
                 max_population=max_population,
                 deadline=deadline,
+                device=device,
+                checkpoint_every_s=checkpoint_every_s,
             )
         except DeadlineReached as stop:
             log(f"deadline reached, checkpointed: {stop}")

@@ -191,12 +191,31 @@ class FileStem:
         return value
 
 
+@dataclass(frozen=True)
+class Address:
+    """A Dask scheduler's address, ``tcp://HOST:PORT`` (or ``HOST:PORT``, or another of Dask's
+    protocols such as ``tls://``): checked for its form here, reached when the run starts."""
+
+    def describe(self, none_ok: bool = False) -> str:
+        return "a Dask scheduler address such as tcp://10.0.0.1:8786" + _or_none(none_ok)
+
+    def __call__(self, name: str, value: object, none_ok: bool = False) -> str:
+        form = r"([a-z]+://)?[A-Za-z0-9_.\[\]:-]+:[0-9]{1,5}"
+        if not isinstance(value, str) or not re.fullmatch(form, value.strip()):
+            raise ParameterError(f"{name}: expected {self.describe(none_ok)}, got {value!r}")
+        return value.strip()
+
+
+#: Where training runs: "auto" is a CUDA device where the machine (or Dask worker) has one.
+DEVICES = ("cpu", "cuda", "auto")
+
+
 def _networks() -> list[str]:
     return [net for net in ARCHITECTURES if net in PROTOCOLS]
 
 
 #: Every kind of parameter, by name; a notebook declares each of its parameters' kind.
-KINDS: dict[str, Whole | Names | FileStem] = {
+KINDS: dict[str, Whole | Names | FileStem | Address] = {
     "profile": Names(lambda: PROFILES, "profile"),
     "net": Names(_networks, "network"),
     "nets": Names(_networks, "network", many=True),
@@ -212,6 +231,9 @@ KINDS: dict[str, Whole | Names | FileStem] = {
     "iterations": Whole(1, "training iterations per run"),
     "epochs": Whole(1, "training epochs"),
     "name": FileStem(),
+    "scheduler": Address(),
+    "local_workers": Whole(0, "local Dask worker processes; 0 trains in this process"),
+    "device": Names(lambda: DEVICES, "device"),
 }
 _OR_NONE = " or None"
 

@@ -25,6 +25,7 @@ from .actions import get_mask0_action, get_mask1_action, next_round_start
 from .chains import ChainSteps, apply_step, make_step, start_digest
 from .criteria import get_criterion, prune_layerwise
 from .data import Dataset
+from .executors import DaskExecutor, InProcess, distribute, resolve_device
 from .nets import Population, get_architecture, initial_weights, percent_remaining
 from .nets import seeded_generator as _generator
 from .provenance import check_clean_tree, code_identity, provenance
@@ -36,14 +37,13 @@ from .specs import (
 )
 from .store import Heartbeat, RunStore, StateCache
 from .train import (
+    CHECKPOINT_EVERY_S,
     Checkpoint,
+    DeadlineReached,
     Protocol,
     dataset_on,
     train_population,
 )
-
-#: Seconds between a training population's checkpoints (see lth.train.Checkpoint).
-CHECKPOINT_EVERY_S = 300.0
 
 
 def _plan(
@@ -83,10 +83,15 @@ class SweepPlan:
 
 
 def sweep_plan(
-    chains: Sequence[Chain], rounds: int, store: RunStore, cache: StateCache
+    chains: Sequence[Chain],
+    rounds: int,
+    store: RunStore,
+    cache: StateCache,
+    keep_state: bool = False,
 ) -> SweepPlan:
-    """The :class:`SweepPlan` of ``run_sweep(chains, rounds)`` on the official data."""
-    plan = _plan(chains, rounds, store, cache, False)
+    """The :class:`SweepPlan` of ``run_sweep(chains, rounds, keep_state=keep_state)`` on the
+    official data."""
+    plan = _plan(chains, rounds, store, cache, keep_state)
     per_round = [[(c, c.run_key(r)) for c in chains] for r in range(rounds + 1)]
     return SweepPlan(
         runs=[{key for _, key in pairs} for pairs in per_round],
@@ -181,6 +186,7 @@ def run_sweep(
     deadline: float | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     data: Dataset | None = None,
+    executor: InProcess | DaskExecutor | None = None,
 ) -> pd.DataFrame:
     """Make sure rounds 0..``rounds`` of every chain are in the store, training what is missing
     one population per round (of at most ``max_population`` members), and return them as a
@@ -197,7 +203,11 @@ def run_sweep(
     trained the data is loaded, and a test set other than the official complete one gives
     other keys (:func:`for_data`). Records for the committed store are refused from a dirty
     tree unless ``allow_dirty`` (see :func:`lth.provenance.check_clean_tree`). ``data``, if
-    given, is trained on instead of the network's dataset from ``data_root``."""
+    given, is trained on instead of the network's dataset from ``data_root``.
+
+    With a distributed ``executor`` (:mod:`lth.executors`) the runs are trained as tasks on its
+    workers, against ``store`` and ``cache`` (folders every worker sees), and ``device`` "auto"
+    is each worker's own CUDA device or CPU."""
     store = store or RunStore()
     cache = cache or StateCache()
     chains = list(dict.fromkeys(chains))
@@ -205,6 +215,15 @@ def run_sweep(
         values = {getattr(c, what) for c in chains}
         if len(values) > 1:  # one population trains every run of a round
             raise ValueError(f"one {what} per sweep, got {sorted(map(str, values))}")
+    if executor is not None and executor.distributed:
+        common = dict(data_root=data_root, device=device, deadline=deadline, data=data)
+        common.update(max_population=max_population, allow_dirty=allow_dirty)
+        common.update(checkpoint_every_s=checkpoint_every_s)
+        results = distribute(executor, [(chains, rounds, 0)], store, cache, keep_state, **common)
+        log(f"{len(results)} task(s) on {executor.describe()}")
+        stopped = [r for r in results if r.stopped]
+        if stopped:
+            raise DeadlineReached(f"{len(stopped)} of {len(results)} task(s) stopped")
 
     def count(chains):
         plan = _plan(chains, rounds, store, cache, keep_state)
@@ -217,6 +236,7 @@ def run_sweep(
         log(f"all {total} runs found in the store {store.root}; nothing to train")
         return sweep_frame(chains, rounds, store)
     check_clean_tree(store.root, allow_dirty)
+    device = resolve_device(device)
     code_identity()  # provenance: the code as loaded, before any training
     if data is None:
         data = datasets.load_dataset(get_architecture(chains[0].net).dataset, data_root)

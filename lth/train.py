@@ -163,6 +163,10 @@ def accuracy(pop: Population, split: Split, weights=None, biases=None, **kwargs)
     return loss_and_accuracy(pop, split, weights, biases, **kwargs)[1]
 
 
+#: Seconds between a training population's checkpoints (see :class:`Checkpoint`).
+CHECKPOINT_EVERY_S = 300.0
+
+
 class DeadlineReached(Exception):
     """Training stopped at its deadline after saving a checkpoint; training the same population
     again with the same :class:`Checkpoint` resumes where it stopped."""

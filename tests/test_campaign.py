@@ -11,7 +11,7 @@ from test_many_writers import results
 
 from lth import campaign
 from lth.__main__ import main
-from lth.campaign import Target, campaign_plan, parse_deadline, run_campaign
+from lth.campaign import Target, campaign_plan, parse_deadline, profile_costs, run_campaign
 from lth.experiments import resolve_settings
 from lth.store import RunStore, StateCache
 
@@ -101,3 +101,20 @@ def test_deadlines():
 def test_unknown_targets_are_named(capsys, tmp_path):
     assert main(["campaign", "--dry-run", "--only", "fig3", "--runs", str(tmp_path)]) == 2
     assert "unknown campaign target 'fig3'; accepted: fc-fig3" in capsys.readouterr().err
+
+
+def test_profile_costs_count_every_run_and_what_remains(tmp_path):
+    """The costs on the "Reproduce it yourself" page: runs per figure and profile, and hours
+    for the whole and for what the store lacks (all of it in an empty store)."""
+    rows = {(r["figure"], r["net"], r["profile"]): r for r in profile_costs(**folders(tmp_path))}
+    assert rows["Figure 3", "fc", "paper"]["runs"] == 5 + 9 * 5 * 24
+    assert rows["Figure 4", "fc", "paper"]["runs"] == 5 + 7 * 5 * 24
+    assert rows["Figure 3", "fc", "mid"]["runs"] == 2 + 9 * 2 * 16
+    for row in rows.values():
+        assert row["recorded"] == 0
+        assert row["CPU-hours, all"] == row["CPU-hours, remaining"] > 0
+    # sparse rounds cost less than dense ones: the paper profile's 24 rounds cost less than
+    # 24/16 of mid's 16 rounds would at the same length
+    paper, mid = rows["Figure 3", "fc", "paper"], rows["Figure 3", "fc", "mid"]
+    per_run = {k: r["CPU-hours, all"] / r["runs"] for k, r in (("paper", paper), ("mid", mid))}
+    assert per_run["paper"] < per_run["mid"] * 50_380 / 10_000

@@ -364,6 +364,10 @@ CLI_CASES = [
     (["--profile", "huge"], f"error: --profile: unknown profile 'huge'; accepted: {PROFILES}"),
     (["--mask0", "zero", "reinit"], "error: --mask0: unknown mask-0 action 'reinit' in"),
     (["--precision", "fp16"], "error: --precision: unknown precision 'fp16'"),
+    (["--local-workers", "-1"], "error: --local-workers: expected a whole number >= 0"),
+    (["--scheduler", "tcp//h"], "error: --scheduler: expected a Dask scheduler address such"),
+    (["--device", "gpu"], "error: --device: unknown device 'gpu'; accepted: cpu, cuda, auto"),
+    (["--scheduler", "h:8786", "--local-workers", "2"], "error: give a scheduler address or"),
 ]
 
 
