@@ -110,6 +110,8 @@ PAGES: tuple[Page, ...] = (
         figures=("precision.png",),
         target_profile="mid",
     ),
+    # commands, costs and how to extend; its profile is only the one whose cost is detailed
+    Page(name="reproduce", notebook="reproduce", paper=None, target_profile="paper"),
 )
 
 

@@ -188,4 +188,4 @@ def test_a_registry_problem_stops_the_build_before_anything_runs(monkeypatch, ca
     with pytest.raises(SystemExit) as exit_:
         build_book.main()
     assert exit_.value.code == 2
-    assert capsys.readouterr().err.startswith("error: _toc.yml: chapter book/precision is not")
+    assert capsys.readouterr().err.startswith("error: _toc.yml: chapter book/reproduce is not")
