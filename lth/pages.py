@@ -32,6 +32,7 @@ class Page:
     smoke: dict[str, object] = field(default_factory=dict)
     figures: tuple[str, ...] = ()
     target_profile: str | None = None
+    runs_last: bool = False  # it reads the records the other pages make: executed after them
 
     def __post_init__(self) -> None:
         """Fill ``target_profile`` from ``parameters["profile"]``; refuse a contradiction or a
@@ -51,6 +52,8 @@ class Page:
 
 #: The book's pages in the book's order (the order of ``_toc.yml``'s chapters).
 PAGES: tuple[Page, ...] = (
+    # every claim with its verdict, from the records of all the other pages
+    Page(name="scorecard", notebook="scorecard", paper=None, runs_last=True),
     Page(
         name="criteria",
         notebook="criteria",

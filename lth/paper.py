@@ -32,6 +32,10 @@ LOW_PRUNING = (10.0, 100.0)
 #: "Much" worse: the claimed gap must exceed the noise margin by this many points.
 MUCH = 1.0
 
+#: A number the paper reports is reproduced when every seed's value lies within this many
+#: points of it beyond the noise margin (:func:`lth.verdicts.judge_value`).
+VALUE_TOLERANCE = 1.0
+
 
 @dataclass(frozen=True)
 class Claim:

@@ -76,8 +76,11 @@ class Coverage:
         """One line, e.g. ``paper profile: rounds 0-11 of 24 for all 45 chains, 585 of 1,085
         runs``."""
         if self.complete == 0:
-            rounds = "no round yet"
-        elif self.complete == 1:
+            return (
+                f"{self.profile} profile: no round complete yet ({self.rounds} rounds, "
+                f"{self.chains} chains), {self.present:,} of {self.runs:,} runs"
+            )
+        if self.complete == 1:
             rounds = "round 0"
         else:
             rounds = f"rounds 0-{self.complete - 1}"

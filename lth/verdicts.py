@@ -19,6 +19,10 @@ remaining. Each part is judged by one test, fixed once for all claims:
   :data:`MIN_SEEDS` seeds, or with no level in the part's range.
 
 A claim is reproduced if all its parts are, not reproduced if any part is, else inconclusive.
+
+A number the paper reports (an accuracy) is judged by :func:`judge_value` with the same margin:
+*reproduced* if every seed's value lies within ``tolerance`` + margin of the paper's, *not
+reproduced* if every seed's lies beyond it on the same side, *inconclusive* otherwise.
 """
 
 from __future__ import annotations
@@ -88,8 +92,7 @@ def judge(frame: pd.DataFrame, part: Comparison, hue: str = "criterion") -> Verd
     gaps, levels, accuracy = seed_gaps(frame, part, hue)
     if levels == 0:
         return Verdict(INCONCLUSIVE, reason="no level of the claim's range in these runs")
-    n_test = int(frame["n_test"].min())
-    margin = 2 * 100 * math.sqrt(2 * accuracy * (1 - accuracy) / n_test)
+    margin = noise_margin(accuracy, int(frame["n_test"].min()))
     values = tuple(float(g) for g in gaps)
     if len(values) < MIN_SEEDS:
         return Verdict(INCONCLUSIVE, values, margin, levels, f"fewer than {MIN_SEEDS} seeds")
@@ -114,3 +117,26 @@ def combine(verdicts: Sequence[Verdict]) -> str:
     if NOT_REPRODUCED in values:
         return NOT_REPRODUCED
     return INCONCLUSIVE
+
+
+def noise_margin(accuracy: float, n_test: int) -> float:
+    """Twice the standard error, in points, of the difference of two accuracies near
+    ``accuracy`` (in [0, 1]) each measured on ``n_test`` test images."""
+    return 2 * 100 * math.sqrt(2 * accuracy * (1 - accuracy) / n_test)
+
+
+def judge_value(values: Sequence[float], reported: float, n_test: int, tolerance: float) -> Verdict:
+    """The verdict on a number the paper reports (``reported``, in percent) from our values
+    per seed (in percent): see the module docstring. The gaps are ours minus the paper's."""
+    gaps = tuple(float(v) - reported for v in values)
+    if not gaps:
+        return Verdict(INCONCLUSIVE, reason="no runs")
+    margin = noise_margin(sum(values) / len(values) / 100, n_test)
+    if len(gaps) < MIN_SEEDS:
+        return Verdict(INCONCLUSIVE, gaps, margin, 1, f"fewer than {MIN_SEEDS} seeds")
+    band = tolerance + margin
+    if all(abs(g) <= band for g in gaps):
+        return Verdict(REPRODUCED, gaps, margin, 1)
+    if all(g > band for g in gaps) or all(g < -band for g in gaps):
+        return Verdict(NOT_REPRODUCED, gaps, margin, 1)
+    return Verdict(INCONCLUSIVE, gaps, margin, 1, "seeds on both sides of the band")

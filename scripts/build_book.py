@@ -151,9 +151,11 @@ def notebook_kinds(source: Path) -> dict[str, str]:
 def execution_order(pages: Sequence[Page]) -> list[Page]:
     """``pages`` in the order they are executed: the pages named after their notebook first, by
     name (the notebooks' order), then the others in registry order (each after its notebook's
-    own page, whose run records and cache it may reuse)."""
+    own page, whose run records and cache it may reuse), and last the pages that gather the
+    others' records (``runs_last``: the scorecard)."""
     own = sorted((page for page in pages if page.name == page.notebook), key=lambda p: p.name)
-    return own + [page for page in pages if page.name != page.notebook]
+    ordered = own + [page for page in pages if page.name != page.notebook]
+    return [p for p in ordered if not p.runs_last] + [p for p in ordered if p.runs_last]
 
 
 def planned_runs(

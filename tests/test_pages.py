@@ -89,7 +89,7 @@ def test_get_page():
     with pytest.raises(ValueError) as info:
         get_page("critera")
     assert str(info.value) == f"unknown page 'critera'; accepted: {accepted}"
-    assert accepted.startswith("criteria, criteria_conv2, signs, ")
+    assert accepted.startswith("scorecard, criteria, criteria_conv2, signs, ")
 
 
 def test_the_registry_imports_nothing_heavy():
@@ -129,7 +129,10 @@ def test_adding_a_page_is_one_registry_entry(monkeypatch):
 
     planned = {job.page: job for job in build_book.planned_runs({})}
     job = planned["signs_conv4"]
-    assert list(planned)[-1] == "signs_conv4"  # after the notebooks' own pages
+    assert list(planned)[-2:] == [
+        "signs_conv4",
+        "scorecard",
+    ]  # after the own pages; the scorecard last
     assert job.source == ROOT / "notebooks" / "signs.ipynb"
     assert job.title == "Figure 4 on Conv4: mask-1 actions"
     assert job.parameters == {
@@ -174,7 +177,7 @@ def test_the_registry_check_names_what_is_missing(monkeypatch):
     assert build_book.registry_problems() == [
         "lth/pages.py: page 'criteria_conv2': notebook notebooks/criteria_v2.ipynb is missing"
     ]
-    monkeypatch.setattr(build_book, "PAGES", (*PAGES, PAGES[0]))
+    monkeypatch.setattr(build_book, "PAGES", (*PAGES, get_page("criteria")))
     assert build_book.registry_problems() == ["lth/pages.py: page 'criteria' is declared twice"]
 
 

@@ -14,6 +14,8 @@ from lth.verdicts import (
     Verdict,
     combine,
     judge,
+    judge_value,
+    noise_margin,
 )
 
 LEVELS = {1: 80.0, 2: 64.0, 3: 51.2, 4: 41.0}  # round -> percent remaining
@@ -92,3 +94,16 @@ def test_a_claim_combines_its_parts():
     assert combine([]) == INCONCLUSIVE
     with pytest.raises(ValueError, match="unknown relation"):
         Comparison(("a",), ("b",), relation="better")
+
+
+def test_a_reported_number_is_judged_by_every_seed_against_a_band():
+    # 86% on 10,000 test images: a margin of about 0.98 point, a band of 1.98 around 86
+    margin = noise_margin(0.86, 10_000)
+    assert margin == pytest.approx(0.98, abs=0.01)
+    assert judge_value([85.0, 86.5, 87.5], 86.0, 10_000, 1.0).verdict == REPRODUCED
+    assert judge_value([83.5, 83.0, 82.0], 86.0, 10_000, 1.0).verdict == NOT_REPRODUCED
+    assert judge_value([88.5, 89.0], 86.0, 10_000, 1.0).verdict == NOT_REPRODUCED
+    inconclusive = judge_value([83.0, 86.0, 89.0], 86.0, 10_000, 1.0)  # both sides
+    assert inconclusive.verdict == INCONCLUSIVE and inconclusive.gaps == (-3.0, 0.0, 3.0)
+    assert judge_value([86.0], 86.0, 10_000, 1.0).verdict == INCONCLUSIVE  # one seed
+    assert judge_value([], 86.0, 10_000, 1.0).verdict == INCONCLUSIVE
