@@ -1,6 +1,6 @@
 # Two commands for a fresh machine:
 #   make book   run every notebook (committed profile) and build the site into _build/html
-#   make test   lint, unit tests, then a smoke build of the whole book (tiny settings)
+#   make test   lint, unit tests, a smoke build of the whole book (tiny settings), a browser check
 # The first target that needs Python creates $(VENV) from requirements.lock.
 
 VENV    ?= .venv
@@ -12,7 +12,7 @@ STAMP   := $(VENV)/.installed
 LTH_DATA ?= ./data
 export LTH_DATA
 
-.PHONY: book test verify-one smoke lint format bench campaign clean
+.PHONY: book test verify-one smoke check-site check-book lint format bench campaign clean
 
 book: $(STAMP)
 	$(PY) scripts/build_book.py
@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 	$(MAKE) verify-one
 	$(MAKE) smoke
+	$(MAKE) check-site
 
 # Re-make one small committed record (FC dense, seed 1, 10,000 iterations: about half a minute)
 # and compare it bit for bit; `python -m lth verify --sample N` checks more.
@@ -37,6 +38,17 @@ smoke: $(STAMP)
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	LTH_CACHE="$$tmp/cache" $(PY) scripts/build_book.py --profile smoke --runs "$$tmp/runs" \
 		--out _build/smoke
+
+# Every page of the smoke book in headless Chromium (scripts/check_site.py): images loaded, math
+# rendered, links and anchors, no page wider than a 390 px phone, no traceback; a screenshot of
+# each page at 390 and 1280 px in _build/smoke/screenshots. Without chromium it is skipped,
+# except in CI (.ci/run installs Debian's chromium and sets LTH_REQUIRE_BROWSER=1).
+check-site: $(STAMP)
+	$(PY) scripts/check_site.py _build/smoke/_build/html --screenshots _build/smoke/screenshots
+
+# The same check of the real book (after make book), screenshots in _build/screenshots.
+check-book: $(STAMP)
+	$(PY) scripts/check_site.py _build/html --screenshots _build/screenshots
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
