@@ -1,6 +1,6 @@
 """Sparse rounds against the dense engine, by density (issue "Sparse rounds").
 
-For FC (LeNet-300-100, PAPER.md section 2) at the paper's levels of weights remaining (100, 51,
+For FC (LeNet-300-100, book/spec.md section 2) at the paper's levels of weights remaining (100, 51,
 21, 10.7, 5.5, 2.9, 1.2, 0.5%: rounds 0, 3, 7, 10, 13, 16, 20, 24, with fc1 and fc2 keeping
 0.8^r of their weights and fc3 0.9^r, section 4), prints the model-samples/s of
 :func:`lth.train.train_population` at the paper's batch of 60 with Adam, side by side:
@@ -11,7 +11,7 @@ For FC (LeNet-300-100, PAPER.md section 2) at the paper's levels of weights rema
 - ``engine``: the plan the engine picks for that round (:func:`lth.sparse.sparse_layers`;
   always dense for the conv nets).
 
-``--net conv2`` measures Conv2 instead (PAPER.md section 2): only its three linear layers can
+``--net conv2`` measures Conv2 instead (book/spec.md section 2): only its three linear layers can
 run sparse (``sparse fc``), beside its two conv layers, which dominate its cost.
 
 ``--eval full`` adds the protocol's validation pass (5,000 images every 100 iterations) to the

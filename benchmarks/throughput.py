@@ -1,6 +1,6 @@
 """Training throughput of the population engine against a plain PyTorch loop.
 
-For each network (FC = LeNet-300-100 on MNIST, Conv2/4/6 on CIFAR-10; PAPER.md section 2) at the
+For each network (FC = LeNet-300-100 on MNIST, Conv2/4/6 on CIFAR-10; book/spec.md section 2) at the
 paper's batch of 60 with Adam (section 3), prints model-samples per second (training samples per
 second, summed over the members of a population) of:
 

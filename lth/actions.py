@@ -1,5 +1,5 @@
 """Mask-1 and mask-0 actions: what kept and pruned weights start the next round from
-(PAPER.md sections 1, 6 and 7).
+(book/spec.md sections 1, 6 and 7).
 
 Both act on one layer of one network and on *that round's starting values* ``w_i`` (the
 values the round that just ended started from, over the whole layer), as the official code does:
@@ -37,7 +37,7 @@ Mask0Action = Callable[[Tensor, Tensor, Tensor, Tensor, torch.Generator], Tensor
 
 
 def sigma_l(w_i: Tensor) -> float:
-    """sigma_L: the standard deviation of the layer's starting values (PAPER.md section 6)."""
+    """sigma_L: the standard deviation of the layer's starting values (book/spec.md section 6)."""
     return float(w_i.std(correction=0))
 
 
@@ -148,7 +148,7 @@ def random_zero_control(
     return torch.where(mask.bool(), kept, frozen.reshape(w_i.shape))
 
 
-#: Mask-1 actions of PAPER.md section 6 (Figure 4), by name.
+#: Mask-1 actions of book/spec.md section 6 (Figure 4), by name.
 MASK1_ACTIONS: Registry[Mask1Action] = Registry.of_functions(
     "mask-1 action",
     (
@@ -163,7 +163,7 @@ MASK1_ACTIONS: Registry[Mask1Action] = Registry.of_functions(
     ),
 )
 
-#: Mask-0 actions of PAPER.md section 7 (Figure 5), by name.
+#: Mask-0 actions of book/spec.md section 7 (Figure 5), by name.
 MASK0_ACTIONS: Registry[Mask0Action] = Registry.of_functions(
     "mask-0 action", (zero, freeze_init, variant_1, variant_2, random_zero_control)
 )
@@ -187,7 +187,7 @@ def next_round_start(
     mask0: Mask0Action,
     generator: torch.Generator,
 ) -> tuple[Tensor, Tensor]:
-    """One layer's next round (PAPER.md section 1, steps 3 and 4): its starting values
+    """One layer's next round (book/spec.md section 1, steps 3 and 4): its starting values
     ``w_i`` and the tensor to train, whose pruned entries hold the mask-0 action's frozen
     values.
 

@@ -1,7 +1,7 @@
 """What a pruning chain needs to go on, in compact form committed beside its records (issue
 "The paper at full scale", item 2; DESIGN.md, "Runs, results and caching").
 
-Round r+1 of a chain starts (PAPER.md section 1) from the mask its criterion chooses from round
+Round r+1 of a chain starts (book/spec.md section 1) from the mask its criterion chooses from round
 r's ``(w_i, w_f, mask)``, and from its mask-1 and mask-0 actions applied to round r's
 ``w_i`` (:func:`lth.actions.next_round_start`). The actions use ``w_f`` only through
 "moved toward zero", ``abs(w_f) < abs(w_i)`` (the mask-0 variants of section 7), and their
@@ -33,7 +33,7 @@ from .actions import get_mask0_action, get_mask1_action, next_round_start
 from .nets import seeded_generator
 from .store import atomic_write
 
-#: Mask-0 actions that read "moved toward zero" (PAPER.md section 7): their steps carry it.
+#: Mask-0 actions that read "moved toward zero" (book/spec.md section 7): their steps carry it.
 NEEDS_TOWARD_ZERO = frozenset({"variant_1", "variant_2", "random_zero_control"})
 
 

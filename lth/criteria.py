@@ -1,4 +1,4 @@
-"""Mask criteria and iterative layerwise pruning (PAPER.md sections 1, 4 and 5).
+"""Mask criteria and iterative layerwise pruning (book/spec.md sections 1, 4 and 5).
 
 A mask criterion is a pure function ``(w_i, w_f) -> scores`` on the still-unpruned weights of one
 layer (1-D tensors): the larger the score, the more the weight deserves to be kept. Adding a
@@ -109,7 +109,7 @@ def magnitude_increase_diff_sign(w_i: Tensor, w_f: Tensor) -> Tensor:
     return _sign_gated(magnitude_increase(w_i, w_f), w_i, w_f, same=False)
 
 
-#: Every mask criterion of PAPER.md section 5, by the paper's name.
+#: Every mask criterion of book/spec.md section 5, by the paper's name.
 CRITERIA: Registry[Criterion] = Registry.of_functions(
     "mask criterion",
     (
@@ -136,7 +136,8 @@ def get_criterion(name: str) -> Criterion:
 
 
 def number_to_keep(remaining: int, rate: float) -> int:
-    """Weights a layer keeps after one round: prune floor(remaining x rate) (PAPER.md sec. 4)."""
+    """Weights a layer keeps after one round: prune floor(remaining x rate) (book/spec.md,
+    section 4)."""
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"pruning rate must be in [0, 1), got {rate}")
     return remaining - int(remaining * rate)
@@ -146,10 +147,10 @@ def keep_order(
     mask: Tensor, w_i: Tensor, w_f: Tensor, criterion: Criterion, generator: torch.Generator
 ) -> Tensor:
     """Flat indices of one layer's unpruned weights, the one most worth keeping first: by
-    ``criterion`` score, ties broken at random by ``generator`` (PAPER.md section 1, step 2).
+    ``criterion`` score, ties broken at random by ``generator`` (book/spec.md section 1, step 2).
 
     Keeping the first ``n`` of this order is pruning to ``n`` weights; one order serves every
-    one-shot level of the untrained supermasks (PAPER.md section 8).
+    one-shot level of the untrained supermasks (book/spec.md section 8).
     """
     alive = torch.nonzero(mask.reshape(-1), as_tuple=True)[0]
     scores = criterion(w_i.reshape(-1)[alive], w_f.reshape(-1)[alive])
@@ -187,7 +188,7 @@ def prune_layerwise(
     rates: list[float],
     generator: torch.Generator,
 ) -> list[Tensor]:
-    """One round of iterative layerwise pruning of one network (PAPER.md sections 1 and 4)."""
+    """One round of iterative layerwise pruning of one network (book/spec.md sections 1 and 4)."""
     return [
         prune_layer(m, wi, wf, criterion, number_to_keep(int(m.count_nonzero()), r), generator)
         for m, wi, wf, r in zip(masks, w_i, w_f, rates, strict=True)

@@ -1,4 +1,4 @@
-"""Adam (PAPER.md section 3) as K independent optimisers, one per member of a population.
+"""Adam (book/spec.md section 3) as K independent optimisers, one per member of a population.
 
 Member independence (DESIGN.md, "The population engine") needs every member's arithmetic to be
 the same whatever its companions: this module runs PyTorch's fused Adam kernel on each member's
@@ -23,7 +23,7 @@ def member_views(tensors: Sequence[Tensor]) -> list[Tensor]:
 
 
 class MemberAdam:
-    """Adam (PAPER.md section 3) as K independent optimisers over stacked ``(K, ...)`` tensors.
+    """Adam (book/spec.md section 3) as K independent optimisers over stacked ``(K, ...)`` tensors.
 
     Each member's slice of every tensor is updated by its own call of PyTorch's fused Adam
     kernel, so a member's arithmetic is the same whatever the population's size: one fused call

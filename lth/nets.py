@@ -1,4 +1,4 @@
-"""The paper's networks as populations of K independent members (PAPER.md section 2).
+"""The paper's networks as populations of K independent members (book/spec.md section 2).
 
 A network is described once, as an :class:`Architecture` (its layers, their shapes, where the
 max-pools go and the per-round pruning rates). A :class:`Population` holds K members of one
@@ -34,11 +34,11 @@ from .sparse import SparseWeights, sparse_linear
 @dataclass(frozen=True)
 class Layer:
     """One prunable layer: ``shape`` is the per-member weight shape, ``rate`` the fraction of
-    its remaining weights pruned each round (PAPER.md section 4).
+    its remaining weights pruned each round (book/spec.md section 4).
 
     Weight layouts: ``"linear"`` is ``(fan_in, fan_out)`` (``x @ w``); ``"conv"`` is PyTorch's
     ``(out_channels, in_channels, 3, 3)``, a 3x3 convolution with stride 1 and same padding,
-    followed by ReLU and, if ``pool_after``, a 2x2 max-pool with stride 2 (PAPER.md section 2).
+    followed by ReLU and, if ``pool_after``, a 2x2 max-pool with stride 2 (book/spec.md section 2).
     Every layer but the last is followed by ReLU.
     """
 
@@ -64,7 +64,7 @@ class Layer:
     @property
     def fans(self) -> tuple[int, int]:
         """(fan_in, fan_out) as TensorFlow's glorot initialisers count them: a conv layer's
-        include the kernel area, ``in * 3 * 3`` and ``out * 3 * 3`` (PAPER.md section 2)."""
+        include the kernel area, ``in * 3 * 3`` and ``out * 3 * 3`` (book/spec.md section 2)."""
         if self.kind == "linear":
             return self.shape[0], self.shape[1]
         if self.kind == "conv":
@@ -186,7 +186,7 @@ def _linear_layers(
 def _conv(
     name: str, widths: Sequence[int], conv_rate: float, protocol: Protocol, rate_hint: float
 ) -> Architecture:
-    """Conv-2/4/6 of PAPER.md section 2 on CIFAR-10: 3x3 conv layers of ``widths`` channels with
+    """Conv-2/4/6 of book/spec.md section 2 on CIFAR-10: 3x3 conv layers of ``widths`` channels with
     a 2x2 max-pool after every second one, then fc256, fc256, fc10. Pruning rates of section 4:
     ``conv_rate`` for the conv layers, 20% for the fc layers, 10% for the output layer."""
     channels = (3, *widths)
@@ -213,7 +213,7 @@ def _conv(
     )
 
 
-#: The networks of PAPER.md section 2, each declared once: its dataset, layers and pruning
+#: The networks of book/spec.md section 2, each declared once: its dataset, layers and pruning
 #: rates (section 4), its training protocol (section 3: iterations, batch, Adam's rate) and the
 #: training rate measured on the development CPU (model-samples/s, fp32; for estimates). The
 #: dataset's split (training/validation/test sizes) is the dataset's: :data:`lth.data.SPLITS`.
@@ -251,8 +251,8 @@ def seeded_generator(*parts: object) -> torch.Generator:
 
 def glorot_normal_truncated(layer: Layer, generator: torch.Generator) -> Tensor:
     """TensorFlow's ``glorot_normal``: a normal truncated at two standard deviations whose
-    standard deviation after truncation is ``sqrt(2 / (fan_in + fan_out))`` (PAPER.md section 2).
-    """
+    standard deviation after truncation is ``sqrt(2 / (fan_in + fan_out))`` (book/spec.md,
+    section 2)."""
     fan_in, fan_out = layer.fans
     std = math.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978  # std of N(0,1) cut at +-2
     w = torch.empty(layer.shape)
@@ -270,7 +270,7 @@ class Population:
     """K members of one architecture: weights, biases and masks stacked on a member axis.
 
     ``weights[l]`` and ``masks[l]`` have shape ``(K, *layer.shape)``; ``biases[l]`` has shape
-    ``(K, layer.num_outputs)``. Biases are trained and never pruned (PAPER.md section 2).
+    ``(K, layer.num_outputs)``. Biases are trained and never pruned (book/spec.md section 2).
     """
 
     arch: Architecture
@@ -364,7 +364,7 @@ class Population:
         return h[:, :rows]
 
     def _conv_stack(self, h: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
-        """One member's conv layers (PAPER.md section 2): a channels-last ``(B, C, H, W)`` batch
+        """One member's conv layers (book/spec.md section 2): a channels-last ``(B, C, H, W)`` batch
         -> its last feature maps flattened in ``(H, W, C)`` order, ``(B, H * W * C)``."""
         for layer, w, b in zip(self.arch.layers, weights, biases, strict=False):
             h = torch.relu_(F.conv2d(h, w, b, padding=1))

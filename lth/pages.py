@@ -54,6 +54,16 @@ class Page:
 PAGES: tuple[Page, ...] = (
     # every claim with its verdict, from the records of all the other pages
     Page(name="scorecard", notebook="scorecard", paper=None, runs_last=True),
+    # beyond the paper: the criteria as regions of the (w_i, w_f) plane of a real trained layer;
+    # it reads a committed layer (data/layers/), also in the smoke build
+    Page(
+        name="criteria_plane",
+        notebook="criteria_plane",
+        paper=None,
+        smoke={"profile": "paper"},
+        figures=("criteria_plane.png",),
+        target_profile="paper",
+    ),
     Page(
         name="criteria",
         notebook="criteria",

@@ -1,4 +1,4 @@
-"""What the paper reports, for comparison with our runs (PAPER.md sections 5, 8, 9 and 10).
+"""What the paper reports, for comparison with our runs (book/spec.md sections 5, 8, 9 and 10).
 
 Every value carries its source; values from secondary sources are flagged ``confirmed=False``
 and must be labelled "(unconfirmed)" wherever the book quotes them.
@@ -53,7 +53,7 @@ class Claim:
         return {name for part in self.parts for name in part.better + part.worse}
 
 
-_SPEC = "PAPER.md (the reproduction spec's paraphrase; the paper's sentence is not confirmed)"
+_SPEC = "book/spec.md (the reproduction spec's paraphrase; the paper's sentence is not confirmed)"
 _OURS = "our paraphrase (the paper's wording was not reachable; see notes/)"
 
 #: Figure 3 (mask criteria, the paper's section 2), over the criteria.
@@ -180,7 +180,7 @@ FIGURE_S5_CLAIMS: tuple[Claim, ...] = (
 
 #: Table 1's rows, named once, by what computes them: the best untrained supermask of a
 #: (criterion, weight treatment), the learned supermasks of a (weights, dynamic weight rescaling),
-#: and the trained dense network (PAPER.md sections 8 and 9). :data:`TABLE1` and
+#: and the trained dense network (book/spec.md sections 8 and 9). :data:`TABLE1` and
 #: :func:`lth.report.table1_ours` both use these labels.
 TABLE1_UNTRAINED_ROWS: dict[tuple[str, str], str] = {
     ("large_final_same_sign", "init"): "large_final_same_sign, init weights",
@@ -194,7 +194,7 @@ TABLE1_LEARNED_ROWS: dict[tuple[str, bool], str] = {
 }
 TABLE1_DENSE_ROW = "trained dense baseline"
 
-#: Table 1 (PAPER.md section 9): best accuracy over prune levels, mean of four or more runs.
+#: Table 1 (book/spec.md section 9): best accuracy over prune levels, mean of four or more runs.
 TABLE1: dict[str, dict[str, Reported]] = {
     "large_final_same_sign, init weights": {
         "fc": Reported(79.3, False),
@@ -263,7 +263,7 @@ def claims_markdown(frame, claims: tuple[Claim, ...], hue: str = "criterion") ->
     return "\n".join(lines)
 
 
-#: What Figures 3, 4, 5 and S5 compare (PAPER.md sections 5, 6, 7 and 10), in legend order.
+#: What Figures 3, 4, 5 and S5 compare (book/spec.md sections 5, 6, 7 and 10), in legend order.
 FIGURE3_CRITERIA: tuple[str, ...] = (
     "large_final",
     "small_final",

@@ -1,4 +1,4 @@
-"""Seaborn figures from the tidy DataFrames of :mod:`lth.experiments` (PAPER.md section 10).
+"""Seaborn figures from the tidy DataFrames of :mod:`lth.experiments` (book/spec.md section 10).
 
 Every figure of the paper's kind plots test accuracy at early stopping against the percent of
 weights remaining, on a log axis running from the dense network (left) to the sparsest (right),
@@ -13,13 +13,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FixedLocator, NullLocator
+from torch import Tensor
 
 #: One colour per mask criterion and per action, the same in every figure of the book (issue
 #: "The companion": figures a reader can read). Families share a hue: a sign-gated criterion is a
 #: shade of its criterion's colour, and a sign-keeping mask-1 action takes its sign-losing
 #: partner's colour (drawn solid against the partner's dotted line, see :data:`DOTTED`).
 COLOURS: dict[str, str] = {
-    # mask criteria (PAPER.md section 5)
+    # mask criteria (book/spec.md section 5)
     "large_final": "#1f4e9c",
     "large_final_same_sign": "#4f8fe0",
     "large_final_diff_sign": "#9cc3f5",
@@ -159,3 +160,38 @@ def save_png(figure: plt.Figure, path: str | Path, dpi: int = 150) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=dpi, bbox_inches="tight", format="png")
     return path
+
+
+def criteria_plane(
+    w_i: Tensor, w_f: Tensor, masks: dict[str, Tensor], title: str = "", columns: int = 3
+) -> plt.Figure:
+    """Each criterion's kept weights in the plane of start value ``w_i`` (x) and final value
+    ``w_f`` (y) of one trained layer: one panel per criterion, the kept weights in its colour
+    over the pruned ones in grey (the regions the paper's criteria describe, book/spec.md
+    section 5, drawn from real weights)."""
+    x, y = w_i.reshape(-1).numpy(), w_f.reshape(-1).numpy()
+    rows = -(-len(masks) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.6 * columns, 3.4 * rows), sharex=True, sharey=True
+    )
+    colours = colours_for(list(masks))
+    x_limit, y_limit = 1.05 * abs(x).max(), 1.05 * abs(y).max()  # each axis its own scale
+    for ax, (name, mask) in zip(axes.reshape(-1), masks.items(), strict=False):
+        kept = mask.reshape(-1).bool().numpy()
+        ax.scatter(x[~kept], y[~kept], s=0.3, color="0.88", rasterized=True)
+        ax.scatter(x[kept], y[kept], s=0.3, color=colours[name], rasterized=True)
+        ax.axhline(0, color="0.5", linewidth=0.5)
+        ax.axvline(0, color="0.5", linewidth=0.5)
+        ax.set_xlim(-x_limit, x_limit)
+        ax.set_ylim(-y_limit, y_limit)
+        ax.set_title(f"{name}: {100 * kept.mean():.0f}% kept", fontsize="medium")
+    for ax in axes.reshape(-1)[len(masks) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("w_i (start)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("w_f (end of training)")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure

@@ -1,4 +1,4 @@
-"""The training protocol of PAPER.md section 3 as data: Adam's settings, the schedule, and the
+"""The training protocol of book/spec.md section 3 as data: Adam's settings, the schedule, and the
 numeric precision a run trains in. Each network declares its own :class:`Protocol`
 (:data:`lth.nets.ARCHITECTURES`); :mod:`lth.train` carries it out.
 """
@@ -15,7 +15,7 @@ from .registry import Registry
 
 @dataclass(frozen=True)
 class Protocol:
-    """Optimiser and schedule of one network (PAPER.md section 3, Adam throughout)."""
+    """Optimiser and schedule of one network (book/spec.md section 3, Adam throughout)."""
 
     iterations: int
     batch_size: int = 60

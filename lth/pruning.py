@@ -1,4 +1,4 @@
-"""The pruning sweep: chains advanced round by round, one population per round (PAPER.md
+"""The pruning sweep: chains advanced round by round, one population per round (book/spec.md
 sections 1 and 4).
 
 :func:`round_step` is the paper's step between two rounds (the mask criterion on the previous
@@ -101,7 +101,7 @@ def sweep_plan(
 
 
 def round_step(chain: Chain, round_: int, previous: dict | None, steps: ChainSteps):
-    """The round step of PAPER.md section 1: ``chain``'s starting values, the tensor to train
+    """The round step of book/spec.md section 1: ``chain``'s starting values, the tensor to train
     and the mask at ``round_``, from its previous round's state (the mask criterion on its
     start, final weights and mask, then the mask-1 and mask-0 actions).
 

@@ -221,7 +221,7 @@ def best_untrained(untrained: pd.DataFrame) -> pd.DataFrame:
 
 
 def table1_ours(untrained: pd.DataFrame, learned: pd.DataFrame) -> pd.DataFrame:
-    """Our numbers for one network's Table 1 column (PAPER.md section 9), in percent: the best
+    """Our numbers for one network's Table 1 column (book/spec.md section 9), in percent: the best
     untrained large_final_same_sign supermask per treatment, the learned supermasks (init
     weights, as the official command trains them, then signed constants) without and with
     DWR, and the trained dense baseline; mean, min and max over seeds."""

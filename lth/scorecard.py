@@ -191,7 +191,7 @@ def supermask_verdicts(
     for text, reported, ours in (
         (ABSTRACT_SUPERMASK, paper.Reported(86.0), gate["signed_constant"]),
         (
-            "large_final with the initial weights reaches only about 40% (PAPER.md, Figure 7; "
+            "large_final with the initial weights reaches only about 40% (book/spec.md, Figure 7; "
             "the paper's sentence is not confirmed)",
             paper.Reported(40.0, confirmed=False),
             plain["init"],
@@ -237,7 +237,7 @@ def supermask_verdicts(
 _TREATMENTS = ("init", "signed_constant")
 
 #: The abstract, verbatim; tested on FC as large_final_same_sign with signed constants, best
-#: level (PAPER.md's reading; the abstract names neither the criterion nor the treatment).
+#: level (book/spec.md's reading; the abstract names neither the criterion nor the treatment).
 ABSTRACT_SUPERMASK = (
     '"Supermasks, masks that can be applied to an untrained, randomly initialized network to '
     'produce a model with performance far better than chance (86% on MNIST, 41% on CIFAR-10)": '

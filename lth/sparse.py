@@ -1,6 +1,6 @@
 """Sparse rounds: a pruned linear layer that costs what remains (issue "Sparse rounds").
 
-In the lottery ticket's rounds (mask-0 action ``zero``, PAPER.md section 7) a pruned weight is
+In the lottery ticket's rounds (mask-0 action ``zero``, book/spec.md section 7) a pruned weight is
 exactly zero for the whole round, so a layer's product needs only its kept entries. For such a
 layer a member keeps its trainable weights as a vector of the kept values (in the CSR order of
 the layer's transpose) and computes, with PyTorch's CSR kernels:
@@ -57,7 +57,7 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 def sparse_layers(arch: Architecture, round_: int, mask0: str, precision: str) -> tuple[str, ...]:
     """Names of the linear layers of ``arch`` that run sparse at ``round_`` of a chain with the
-    mask-0 action ``mask0``: those whose remaining fraction ``(1 - rate) ** round_`` (PAPER.md
+    mask-0 action ``mask0``: those whose remaining fraction ``(1 - rate) ** round_`` (book/spec.md
     section 4) is below :data:`SPARSE_BELOW`, when the pruned weights are zero and the precision
     is fp32 (the CSR kernels have no bf16 autocast). The conv nets run dense: their conv layers
     are most of their cost (Conv2's fc layers are about a tenth of its multiply-adds), and

@@ -1,6 +1,6 @@
-"""What to run: chains, profiles and a notebook's resolved settings (PAPER.md section 1).
+"""What to run: chains, profiles and a notebook's resolved settings (book/spec.md section 1).
 
-A :class:`Chain` is one iterative pruning experiment (PAPER.md section 1): a network, a seed, a
+A :class:`Chain` is one iterative pruning experiment (book/spec.md section 1): a network, a seed, a
 mask criterion, a mask-1 action and a mask-0 action. Its round r is one trained network, a *run*,
 fully described by :meth:`Chain.run_spec` and stored under that spec's hash. Round 0 is the dense
 network, the same for every criterion and action, so its spec names none of them and all chains
@@ -166,7 +166,7 @@ class Settings:
     mask0: tuple[str, ...] = ("zero",)
     precision: str = "fp32"
     sparse: bool = False
-    supermask_epochs: int = OFFICIAL_EPOCHS  # learned supermasks (PAPER.md section 9)
+    supermask_epochs: int = OFFICIAL_EPOCHS  # learned supermasks (book/spec.md section 9)
 
     def chains(self) -> list[Chain]:
         return [

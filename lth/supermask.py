@@ -1,4 +1,4 @@
-"""Supermasks: masks that make an untrained network accurate (PAPER.md sections 8 and 9).
+"""Supermasks: masks that make an untrained network accurate (book/spec.md sections 8 and 9).
 
 **Untrained supermasks** (section 8, Figure 7). Train a dense network once; for a mask criterion
 and a one-shot level k (each layer keeps what k rounds of iterative pruning would leave it),
@@ -44,7 +44,7 @@ from .train import (
     member_sum,
 )
 
-#: The values the kept weights of a supermask take (PAPER.md section 8): the original init, or
+#: The values the kept weights of a supermask take (book/spec.md section 8): the original init, or
 #: the signed constant sigma_L x sign(w_i) (section 6's "constant, same sign" action).
 TREATMENTS = Registry(
     "weight treatment", {"init": rewind, "signed_constant": constant_same_sign}.items()
@@ -53,7 +53,7 @@ TREATMENTS = Registry(
 #: One-shot levels of the untrained supermasks: k = 0..24, as the 25 levels of Figure 3.
 SUPERMASK_LEVELS = tuple(range(25))
 
-#: The official code's learned-supermask schedule on FC (PAPER.md section 9).
+#: The official code's learned-supermask schedule on FC (book/spec.md section 9).
 OFFICIAL_EPOCHS = 2000
 
 
@@ -70,7 +70,7 @@ def treated_weights(w_i: Sequence[Tensor], treatment: str) -> list[Tensor]:
 
 def one_shot_keep(arch: Architecture, k: int) -> list[int]:
     """Weights each layer keeps at one-shot level ``k``: what k rounds of pruning
-    ``floor(remaining x rate)`` leave (PAPER.md section 4)."""
+    ``floor(remaining x rate)`` leave (book/spec.md section 4)."""
     if k < 0:
         raise ValueError(f"one-shot level must be >= 0, got {k}")
     counts = []
@@ -138,7 +138,7 @@ def untrained_supermask_accuracy(
 
 def straight_through_mask(p: Tensor, sample: Tensor) -> Tensor:
     """A Bernoulli sample in the forward pass whose gradient is that of ``p = sigmoid(s)``:
-    the value is ``sample``, the derivative d sigmoid(s)/ds (PAPER.md section 9)."""
+    the value is ``sample``, the derivative d sigmoid(s)/ds (book/spec.md section 9)."""
     return sample + p - p.detach()
 
 
@@ -173,7 +173,7 @@ def dynamic_weight_rescaling(weights: Tensor, mask: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class LearnedSupermask:
-    """One learned-supermask run (PAPER.md section 9); defaults are the official FC setting."""
+    """One learned-supermask run (book/spec.md section 9); defaults are the official FC setting."""
 
     net: str
     seed: int
@@ -271,7 +271,7 @@ def train_learned_supermasks(
     progress: bool = False,
     desc: str = "learned supermasks",
 ) -> LearnedResult:
-    """Train the scores of every run in ``runs`` as one population (PAPER.md section 9).
+    """Train the scores of every run in ``runs`` as one population (book/spec.md section 9).
 
     SGD with momentum on the scores only; weights and zero biases stay frozen. Validation
     accuracy and loss (one sampled mask each) are taken before training and after every epoch;

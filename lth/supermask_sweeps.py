@@ -1,4 +1,4 @@
-"""The supermask sweeps: untrained supermasks of the dense runs (PAPER.md section 8, Figure 7)
+"""The supermask sweeps: untrained supermasks of the dense runs (book/spec.md section 8, Figure 7)
 and learned supermasks (section 9, Table 1), each result one record in the run store.
 """
 
@@ -53,7 +53,7 @@ def untrained_supermask_sweep(
     allow_dirty: bool | None = None,
     data: Dataset | None = None,
 ) -> pd.DataFrame:
-    """Untrained supermasks (PAPER.md section 8, Figure 7) of the dense run of every seed in
+    """Untrained supermasks (book/spec.md section 8, Figure 7) of the dense run of every seed in
     ``settings``, for each of its criteria and ``treatments`` at every one-shot level.
 
     The dense runs come from the store and the state cache (trained if missing). One record per
@@ -180,7 +180,7 @@ def learned_supermask_sweep(
     allow_dirty: bool | None = None,
     data: Dataset | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Learned supermasks (PAPER.md section 9): train the runs missing from the store as one
+    """Learned supermasks (book/spec.md section 9): train the runs missing from the store as one
     population and return (one row per run, one row per run and epoch of its validation curve).
     ``data``, if given, is used instead of the network's dataset from ``data_root``.
     """

@@ -1,4 +1,4 @@
-"""The paper's training protocol on a population of networks (PAPER.md section 3).
+"""The paper's training protocol on a population of networks (book/spec.md section 3).
 
 All K members train in one batched computation. Each member draws its own batches (members that
 share an order seed share the batch order), has its own Adam state
@@ -44,7 +44,7 @@ from .protocol import PRECISIONS, Protocol, autocast, check_precision  # noqa: F
 from .sparse import SparseMembers, SparseWeights
 from .store import atomic_write
 
-#: The paper's protocol per network (PAPER.md section 3), from each network's declaration.
+#: The paper's protocol per network (book/spec.md section 3), from each network's declaration.
 PROTOCOLS: dict[str, Protocol] = {name: arch.protocol for name, arch in ARCHITECTURES.items()}
 
 
@@ -77,7 +77,7 @@ class TrainResult:
 
 class BatchOrder:
     """Each member's batches: a fresh seeded permutation every epoch, last partial batch
-    dropped (PAPER.md section 3). Members with the same order seed get the same batches."""
+    dropped (book/spec.md section 3). Members with the same order seed get the same batches."""
 
     def __init__(self, n: int, batch_size: int, order_seeds: Sequence[int], device):
         if batch_size > n:
@@ -219,7 +219,7 @@ def train_population(
     checkpoint: Checkpoint | None = None,
     sparse: Sequence[Sequence[int]] | None = None,
 ) -> TrainResult:
-    """Train every member of ``pop`` in place by the paper's protocol (PAPER.md section 3).
+    """Train every member of ``pop`` in place by the paper's protocol (book/spec.md section 3).
 
     ``pop.weights`` must already hold each member's start values: mask-1 values on kept entries,
     mask-0 values on pruned ones. ``order_seeds[k]`` fixes member k's batch order.

@@ -1,4 +1,4 @@
-"""Mask-1 and mask-0 actions (PAPER.md sections 1, 6 and 7), on small hand-made tensors."""
+"""Mask-1 and mask-0 actions (book/spec.md sections 1, 6 and 7), on small hand-made tensors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Mask criteria (PAPER.md section 5) and iterative layerwise pruning (sections 1 and 4)."""
+"""Mask criteria (book/spec.md section 5) and iterative layerwise pruning (sections 1 and 4)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from lth.criteria import CRITERIA, number_to_keep, prune_layer, prune_layerwise
 from lth.nets import get_architecture, percent_remaining
 from lth.paper import FIGURE3_CRITERIA
 
-# PAPER.md section 5, in table order; the first nine are Figure 3.
+# book/spec.md section 5, in table order; the first nine are Figure 3.
 PAPER_CRITERIA = [
     "large_final",
     "small_final",
@@ -225,7 +225,7 @@ def test_prune_layerwise_follows_the_fc_rates_over_rounds():
         [150_528, 19_200, 810],
         [120_423, 15_360, 729],
     ]
-    expected_percent = [80.0, 64.1, 51.3]  # PAPER.md section 4
+    expected_percent = [80.0, 64.1, 51.3]  # book/spec.md section 4
     for counts, percent in zip(expected_counts, expected_percent, strict=True):
         new = prune_layerwise(masks, w_i, w_f, CRITERIA["large_final"], rates, g)
         assert [int(m.count_nonzero()) for m in new] == counts

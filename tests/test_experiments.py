@@ -19,7 +19,7 @@ from lth.store import RunStore, StateCache
 from lth.supermask import untrained_supermask_accuracy
 from lth.train import train_population
 
-# Total percent remaining of FC after k rounds (PAPER.md section 4), rounded to 0.1.
+# Total percent remaining of FC after k rounds (book/spec.md section 4), rounded to 0.1.
 ROUND_OF_PERCENT = {100.0: 0, 80.0: 1, 64.1: 2, 51.3: 3, 41.1: 4, 32.9: 5}
 
 

@@ -90,7 +90,7 @@ def test_member_independence_holds_with_two_threads(tiny_data):
 
 
 def test_learned_supermask_alone_equals_it_in_a_population(tiny_data):
-    """Learned supermasks (PAPER.md section 9) too: every result of a run is the same alone
+    """Learned supermasks (book/spec.md section 9) too: every result of a run is the same alone
     and beside runs of other seeds, treatments and DWR settings."""
     run = LearnedSupermask("fc", 0, "init", True, batch_size=60, epochs=3)
     others = [

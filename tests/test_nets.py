@@ -1,4 +1,4 @@
-"""Networks and populations (PAPER.md section 2)."""
+"""Networks and populations (book/spec.md section 2)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_forward_with_shared_batch_equals_repeated_batch():
 
 # ----------------------------------------------------------------------------- conv nets
 
-CONV_NETS = {  # PAPER.md section 2 (weights) and section 4 (per-layer rates)
+CONV_NETS = {  # book/spec.md section 2 (weights) and section 4 (per-layer rates)
     "conv2": (4_300_992, [64, 64], 16 * 16 * 64, 0.1),
     "conv4": (2_425_024, [64, 64, 128, 128], 8 * 8 * 128, 0.1),
     "conv6": (2_261_184, [64, 64, 128, 128, 256, 256], 4 * 4 * 256, 0.15),
@@ -136,7 +136,7 @@ def test_conv_fans_include_the_kernel_area():
 
 
 def test_forward_macs_give_the_papers_flops_per_sample():
-    # PAPER.md section 11: a training step costs about 1.6 MFLOP (FC), 263 MFLOP (Conv2) and
+    # book/spec.md section 11: a training step costs about 1.6 MFLOP (FC), 263 MFLOP (Conv2) and
     # 0.9 GFLOP (Conv6) per sample; 3 x 2 x forward multiply-accumulates.
     assert 6 * FC.forward_macs == 6 * 266_200
     assert 6 * get_architecture("conv2").forward_macs == pytest.approx(263e6, rel=0.002)

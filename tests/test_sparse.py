@@ -39,7 +39,7 @@ def _lottery_members(seeds, densities, device="cpu") -> Population:
 
 
 def test_sparse_layers_follow_the_round_the_mask0_action_and_the_precision():
-    # fc1, fc2 keep 0.8^r of their weights, fc3 0.9^r (PAPER.md section 4)
+    # fc1, fc2 keep 0.8^r of their weights, fc3 0.9^r (book/spec.md section 4)
     first = next(r for r in range(30) if 0.8**r < SPARSE_BELOW)
     assert sparse_layers(FC, first - 1, "zero", "fp32") == ()
     assert sparse_layers(FC, first, "zero", "fp32") == ("fc1", "fc2")

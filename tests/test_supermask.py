@@ -1,5 +1,5 @@
 """Tests for lth.supermask: untrained supermasks, the straight-through mask, dynamic weight
-rescaling and learned supermasks (PAPER.md sections 8 and 9)."""
+rescaling and learned supermasks (book/spec.md sections 8 and 9)."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def test_dynamic_weight_rescaling_multiplies_by_weights_over_ones():
 
 
 def test_positive_per_layer_rescale_keeps_an_untrained_relu_nets_predictions(tiny_data):
-    """The premise of the DWR argument (PAPER.md section 8): with zero biases a ReLU net is
+    """The premise of the DWR argument (book/spec.md section 8): with zero biases a ReLU net is
     positively homogeneous in each layer's weights, so its argmax cannot change."""
     w_i, w_f = dense_pair(3)
     masks = sm.one_shot_masks(FC, w_i, w_f, CRITERIA["large_final"], [10], torch.Generator())[0]

@@ -1,4 +1,4 @@
-"""The training protocol (PAPER.md section 3) and frozen pruned weights (section 7)."""
+"""The training protocol (book/spec.md section 3) and frozen pruned weights (section 7)."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def test_batch_larger_than_dataset_is_rejected():
 
 # ----------------------------------------------------------------------------- conv nets, precision
 
-#: A narrow Conv-4 (PAPER.md section 2 with 8/16 channels and fc32): the same layer kinds, pools
+#: A narrow Conv-4 (book/spec.md section 2 with 8/16 channels and fc32): the same layer kinds, pools
 #: and flatten as the paper's conv nets at a few percent of the cost.
 SMALL_CONV = Architecture(
     name="small-conv4",

@@ -1,6 +1,6 @@
 """Datasets: official files -> uint8 tensors with the paper's fixed splits.
 
-Implements the data part of PAPER.md section 3 ("Training protocol"): 5,000 validation images
+Implements the data part of book/spec.md section 3 ("Training protocol"): 5,000 validation images
 drawn once, with a fixed seed (``SPLIT_SEED``), from the official training set (MNIST 55,000 /
 5,000 / 10,000 official test; CIFAR-10 45,000 / 5,000 / 10,000); inputs scaled to [0, 1] by
 ``to_float``, no normalisation, no augmentation. Files are read from a root in torchvision's
@@ -109,7 +109,7 @@ __all__ = [
     "to_float",
 ]
 
-#: Training, validation and official test-set sizes per dataset (PAPER.md section 3): the
+#: Training, validation and official test-set sizes per dataset (book/spec.md section 3): the
 #: official training set less the validation images held out of it, and the official test set.
 SPLITS: dict[str, tuple[int, int, int]] = {
     "mnist": (

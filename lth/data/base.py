@@ -1,4 +1,4 @@
-"""Shared types and helpers of every dataset (PAPER.md section 3, "Training protocol").
+"""Shared types and helpers of every dataset (book/spec.md section 3, "Training protocol").
 
 ``Split`` and ``Dataset`` are what the loaders return (uint8 images, int64 labels, the paper's
 fixed train/validation split and the official test set); ``split_indices`` draws that split once
@@ -20,7 +20,7 @@ DATA_ENV = "LTH_DATA"
 DEFAULT_ROOT = "./data"
 
 SPLIT_SEED = 0
-"""Seed of the one fixed train/validation split of the official training set (PAPER.md s. 3)."""
+"""Seed of the one fixed train/validation split of the official training set (book/spec.md s. 3)."""
 
 PARTIAL_TEST_ENV = "LTH_PARTIAL_TEST"
 """Set to 1 to accept a partial CIFAR-10 test batch when ``partial_test`` is not given."""
@@ -98,7 +98,7 @@ def data_root(root: str | os.PathLike[str] | None = None) -> pathlib.Path:
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """The paper's input scaling (PAPER.md s. 3): uint8 pixels -> float32 in [0, 1], x / 255."""
+    """The paper's input scaling (book/spec.md s. 3): uint8 pixels -> float32 in [0, 1], x / 255."""
     if x.dtype != torch.uint8:
         raise TypeError(f"to_float expects uint8 pixels, got {x.dtype}")
     return x.to(torch.float32) / 255.0

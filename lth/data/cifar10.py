@@ -1,4 +1,4 @@
-"""CIFAR-10 (PAPER.md section 3): the six official batches in the binary version
+"""CIFAR-10 (book/spec.md section 3): the six official batches in the binary version
 (``<root>/cifar-10-batches-bin/``, preferred) or the python version
 (``<root>/cifar-10-batches-py/``, read by a restricted unpickler that resolves only numpy's
 array globals), each checked against its official md5; the binary tarball downloaded, checked
@@ -353,7 +353,7 @@ def load_cifar10(
     download: bool = True,
     partial_test: bool | None = None,
 ) -> Dataset:
-    """CIFAR-10: 45,000 train / 5,000 validation (fixed seed) / 10,000 official test (PAPER.md
+    """CIFAR-10: 45,000 train / 5,000 validation (fixed seed) / 10,000 official test (book/spec.md
     section 3), uint8 images (N, 3, 32, 32) and int64 labels.
 
     Reads ``<root>/cifar-10-batches-bin/`` (the binary version, preferred) or

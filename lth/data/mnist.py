@@ -1,4 +1,4 @@
-"""MNIST (PAPER.md section 3): the four official IDX files under ``<root>/MNIST/raw/``, gzipped
+"""MNIST (book/spec.md section 3): the four official IDX files under ``<root>/MNIST/raw/``, gzipped
 or not, each checked against its official md5 (``MNIST_FILES``), downloaded from
 ``MNIST_MIRRORS`` when missing and allowed; parsed by ``read_idx`` into 55,000 train / 5,000
 validation (fixed seed) / 10,000 official test uint8 images. ``load_mnist`` caches per root.
