@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,40 @@ def planned_runs(
     return checked
 
 
+_ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_]\w*) = (?P<value>.*?)(?P<comment>\s+#.*)?$")
+
+
+def one_parameters_cell(notebook) -> None:
+    """Show the values a page ran with in its one parameters cell: papermill adds them as a
+    second, "injected-parameters" cell; each of its values replaces the default in the
+    notebook's own cell (which keeps its comments and says what the default was), and the
+    injected cell is dropped."""
+    tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
+    injected = [i for i, t in enumerate(tags) if "injected-parameters" in t]
+    own = [i for i, t in enumerate(tags) if "parameters" in t]
+    if not injected or not own:
+        return
+    values = {}
+    for line in notebook.cells[injected[0]].source.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match:
+            values[match["name"]] = match["value"]
+    lines = []
+    for line in notebook.cells[own[0]].source.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match and match["name"] in values and values[match["name"]] != match["value"]:
+            line = (
+                f"{match['name']} = {values.pop(match['name'])}  # this page's value "
+                f"(the notebook's default: {match['value']})"
+            )
+        elif match:
+            values.pop(match["name"], None)
+        lines.append(line)
+    lines += [f"{name} = {value}  # this page's value" for name, value in values.items()]
+    notebook.cells[own[0]].source = "\n".join(lines)
+    del notebook.cells[injected[0]]
+
+
 def execute(
     source: Path, parameters: dict[str, object], page: str | None = None, title: str = ""
 ) -> None:
@@ -232,13 +267,14 @@ def execute(
             sys.exit(1)
         status_file = FIGURES / f"{page or source.stem}.status"  # see lth.report
         status = status_file.read_text().strip() if status_file.exists() else ""
+        notebook = nbformat.read(executed, as_version=4)
+        one_parameters_cell(notebook)
         if title or status:
-            notebook = nbformat.read(executed, as_version=4)
             first = notebook.cells[0]
             heading, rest = first.source.split("\n", 1)
             heading = f"# {title}" if title else heading
             first.source = heading + (f" ({status})" if status else "") + "\n" + rest
-            nbformat.write(notebook, executed)
+        nbformat.write(notebook, executed)
         shutil.move(str(executed), target)
     print(f"   -> {shown(target)}", flush=True)
 

@@ -19,7 +19,8 @@ check_site = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(check_site)
 
 CLEAN = """<html><head><title>ok</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head><body><p id="top">Fine text.</p>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><p id="top">Fine text.</p>
 <a href="other.html#here">a link</a> <a href="#top">up</a>
 <div style="overflow-x: auto; width: 100%"><table style="width: 2000px"><tr><td>wide,
 but in a scroll container</td></tr></table></div><pre>\\(code is not math\\)</pre></body></html>"""

@@ -197,3 +197,24 @@ def test_a_registry_problem_stops_the_build_before_anything_runs(monkeypatch, ca
         build_book.main()
     assert exit_.value.code == 2
     assert capsys.readouterr().err.startswith("error: _toc.yml: chapter book/reproduce is not")
+
+
+def test_a_page_shows_one_parameters_cell_with_the_values_it_ran_with():
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    own = nbformat.v4.new_code_cell(
+        '# Parameters\nprofile = "mid"  # smoke | mid\nnet = "fc"\nseeds = None  # list of ints'
+    )
+    own.metadata["tags"] = ["parameters"]
+    injected = nbformat.v4.new_code_cell('# Parameters\nprofile = "conv-short"\nnet = "fc"\n')
+    injected.metadata["tags"] = ["injected-parameters"]
+    notebook.cells = [nbformat.v4.new_markdown_cell("# Title"), own, injected]
+    build_book.one_parameters_cell(notebook)
+    assert len(notebook.cells) == 2
+    assert notebook.cells[1].source.splitlines() == [
+        "# Parameters",
+        'profile = "conv-short"  # this page\'s value (the notebook\'s default: "mid")',
+        'net = "fc"',
+        "seeds = None  # list of ints",
+    ]
