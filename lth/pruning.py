@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -25,16 +26,13 @@ from .actions import get_mask0_action, get_mask1_action, next_round_start
 from .chains import ChainSteps, apply_step, make_step, start_digest
 from .criteria import get_criterion, prune_layerwise
 from .data import Dataset
-from .executors import DaskExecutor, InProcess, distribute, resolve_device
+from .executors import DaskExecutor, InProcess, distribute, executor, resolve_device
 from .nets import Population, get_architecture, initial_weights, percent_remaining
 from .nets import seeded_generator as _generator
 from .provenance import check_clean_tree, code_identity, provenance
-from .report import sweep_frame
+from .report import describe_runs, sweep_frame
 from .sparse import estimated_speedup
-from .specs import (
-    Chain,
-    for_data,
-)
+from .specs import Chain, Settings, for_data
 from .store import Heartbeat, RunStore, StateCache
 from .train import (
     CHECKPOINT_EVERY_S,
@@ -450,3 +448,21 @@ def state_digest(state: dict[str, list[torch.Tensor]]) -> str:
         for tensor in state[name]:
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def page_sweep(
+    settings: Settings,
+    store: RunStore,
+    csv: Path,
+    *,
+    scheduler: str | None = None,
+    local_workers: int = 0,
+) -> tuple[pd.DataFrame, str]:
+    """A pruning page's runs: found in ``store``, or trained where it lacks them (in process,
+    or on a Dask cluster: :func:`lth.executors.executor`); their frame, also written to
+    ``csv``, and what made them (:func:`lth.report.describe_runs`)."""
+    with executor(scheduler, local_workers) as ex:
+        frame = run_sweep(settings.chains(), settings.rounds, store=store, executor=ex)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(csv, index=False)
+    return frame, describe_runs(frame, store)

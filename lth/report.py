@@ -309,3 +309,28 @@ def differences_markdown(settings: Settings, frame: pd.DataFrame) -> str:
         "notebook: `-p profile paper`.",
     ]
     return "\n".join(lines)
+
+
+def accuracy_table(frame: pd.DataFrame, hue: str) -> pd.DataFrame:
+    """A pruning page's table: mean test accuracy (percent) of each ``hue`` level at each
+    percent of weights remaining (densest first), best first by its mean over the pruned
+    levels."""
+    table = (
+        frame.groupby([hue, "round"])
+        .agg(remaining=("percent_remaining", "first"), accuracy=("test_accuracy", "mean"))
+        .reset_index()
+    )
+    pivot = table.pivot(index=hue, columns="remaining", values="accuracy").mul(100).round(2)
+    pivot = pivot[sorted(pivot.columns, reverse=True)]
+    pivot.columns = [f"{c:.3g}%" for c in pivot.columns]
+    order = pivot.iloc[:, 1:].mean(axis=1).sort_values(ascending=False).index
+    return pivot.loc[order]
+
+
+def ranking_and_claims(frame: pd.DataFrame, claims: tuple[paper.Claim, ...], hue: str) -> str:
+    """Markdown: our ranking of a pruning page's curves, then its claims and their verdicts
+    (:func:`lth.paper.claims_markdown`)."""
+    ranking = ", ".join(accuracy_table(frame, hue).index)
+    return f"**Our ranking** (mean over all pruned levels): {ranking}.\n\n" + paper.claims_markdown(
+        frame, claims, hue=hue
+    )

@@ -7,7 +7,8 @@ It serves the site on 127.0.0.1 and, for every page of ``_toc.yml``, at a phone'
 and a laptop's (1280 px), asserts:
 
 - every image loaded (``naturalWidth > 0``);
-- math rendered: no raw ``\\(`` or ``\\[`` left in the text outside code;
+- math rendered: no raw ``\\(`` or ``\\[`` left in the text outside code, and no Markdown
+  table left as text (``| --- |``);
 - no broken internal link or anchor (every same-site ``href`` answers 200, and its ``#anchor``
   names an element of the page it points to);
 - no page wider than the viewport at 390 px, except inside scroll containers;
@@ -78,16 +79,19 @@ def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-#: Raw TeX delimiters in text outside code, pre, script and MathJax's own output.
-_RAW_MATH_JS = r"""
+#: Raw TeX delimiters, and Markdown tables left as text (their rule's dashes as Sphinx's
+#: smartquotes leave them), outside code, pre, script and MathJax's own output.
+_RAW_TEXT_JS = r"""
 const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-const raw = [];
+const math = [], tables = [];
 while (walker.nextNode()) {
   const node = walker.currentNode;
   if (node.parentElement.closest('pre, code, script, style, mjx-container, .MathJax')) continue;
-  if (/\\\(|\\\[/.test(node.textContent)) raw.push(node.textContent.trim().slice(0, 60));
+  const text = node.textContent;
+  if (/\\\(|\\\[/.test(text)) math.push(text.trim().slice(0, 60));
+  if (/\|\s*:?[-\u2013\u2014]{2,}/.test(text)) tables.push(text.trim().slice(0, 60));
 }
-return raw;
+return [math, tables];
 """
 
 #: Elements wider than the viewport whose overflow no scroll container holds.
@@ -180,7 +184,9 @@ def check_page(browser, base: str, path: str, width: int, ids: dict) -> list[str
         ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'));"
     )
     problems += [f"image not loaded: {src}" for src in broken]
-    problems += [f"raw math: {text!r}" for text in browser.execute_script(_RAW_MATH_JS)]
+    math, tables = browser.execute_script(_RAW_TEXT_JS)
+    problems += [f"raw math: {text!r}" for text in math]
+    problems += [f"a Markdown table left as text: {text!r}" for text in tables]
     text = browser.execute_script("return document.body.innerText;")
     problems += [f"error text on the page: {needle!r}" for needle in ERROR_TEXT if needle in text]
     if width < 400:

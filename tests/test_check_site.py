@@ -27,7 +27,7 @@ but in a scroll container</td></tr></table></div><pre>\\(code is not math\\)</pr
 OTHER = '<html><body><h1 id="here">Other</h1></body></html>'
 BROKEN = """<html><head><title>bad</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head><body>
-<img src="missing.png"><p>Raw math \\(w_i\\) here.</p>
+<img src="missing.png"><p>Raw math \\(w_i\\) here.</p><p>| a | b | |---|---|</p>
 <div style="width: 1200px">too wide</div>
 <a href="nowhere.html">dead</a> <a href="other.html#gone">no anchor</a>
 <pre>Traceback (most recent call last):</pre></body></html>"""
@@ -47,6 +47,7 @@ def test_the_browser_check_finds_each_defect_and_passes_a_clean_page(tmp_path, c
     for problem in (
         "image not loaded: missing.png",
         "raw math: 'Raw math \\\\(w_i\\\\) here.'",
+        "a Markdown table left as text: '| a | b | |---|---|'",
         "page 1208 px wide at a 390 px viewport",  # 8 px: the body's margin
         "broken link nowhere.html",
         "link other.html#gone: no anchor #gone",
