@@ -131,9 +131,9 @@ def target_profile_section(
 ) -> tuple[str, plt.Figure | None]:
     """The part of a pruning page that shows its target profile (issue "The paper at full
     scale"): Markdown saying how much of it exists, and a figure of what exists (saved as
-    ``<figures>/<name>_<target_profile>.png``; None if nothing does). While the target is
-    incomplete, ``<figures>/<name>.status`` holds a line that the book's build adds to the
-    page's title. A page already at its target profile gets ``("", None)``."""
+    ``<figures>/<name>_<target_profile>.png``, its data beside it as ``.csv``; None if nothing
+    does). While the target is incomplete, ``<figures>/<name>.status`` holds a line that the
+    book's build adds to the page's title. A page already at its target profile gets ``("", None)``."""
     status_file = figures / f"{name}.status"
     if settings.profile == target_profile:
         status_file.unlink(missing_ok=True)
@@ -172,6 +172,7 @@ def target_profile_section(
         f"{cov.runs:,} runs)",
     )
     save_png(figure, figures / f"{name}_{target_profile}.png")
+    frame.to_csv(figures / f"{name}_{target_profile}.csv", index=False)  # the figure's data
     return text, figure
 
 
