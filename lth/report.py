@@ -133,7 +133,8 @@ def target_profile_section(
     scale"): Markdown saying how much of it exists, and a figure of what exists (saved as
     ``<figures>/<name>_<target_profile>.png``, its data beside it as ``.csv``; None if nothing
     does). While the target is incomplete, ``<figures>/<name>.status`` holds a line that the
-    book's build adds to the page's title. A page already at its target profile gets ``("", None)``."""
+    book's build adds to the page's title. A page already at its target profile gets
+    ``("", None)``."""
     status_file = figures / f"{name}.status"
     if settings.profile == target_profile:
         status_file.unlink(missing_ok=True)
