@@ -203,17 +203,13 @@ def profile_costs(store: RunStore, cache: StateCache) -> list[dict]:
     dense rate measured from the store's records (:func:`measured_rate`), sparse rounds at
     their measured speed-up."""
     rows = []
+    rates = {net: measured_rate(store, net) for net in dict.fromkeys(c[1] for c in COSTED)}
     for figure, net, profiles, options in COSTED:
+        rate, source = rates[net]  # one look at every record per network, not per row
         for profile in profiles:
-            settings = resolve_settings(
-                profile,
-                net,
-                options.get("criteria"),
-                **{k: v for k, v in options.items() if k != "criteria"},
-            )
+            settings = resolve_settings(profile, net, **options)
             chains, rounds = settings.chains(), settings.rounds
             plan = sweep_plan(chains, rounds, store, cache)
-            rate, source = measured_rate(store, net)
             every = dense_equivalent_samples(chains, plan.runs) / rate / 3600
             rest = dense_equivalent_samples(chains, plan.missing) / rate / 3600
             rows.append(
