@@ -21,6 +21,7 @@ from .pages import get_page
 from .report import coverage, sweep_frame, target_settings
 from .specs import Settings, resolve_settings
 from .store import RunStore
+from .supermask import TREATMENTS
 from .verdicts import (
     INCONCLUSIVE,
     Comparison,
@@ -186,8 +187,8 @@ def supermask_verdicts(
             continue
         verdict = judge_value(list(ours), reported[net].value, n_test, paper.VALUE_TOLERANCE)
         out.append((f"Table 1: {label}", str(reported[net]), _value_text(ours), verdict))
-    gate = {t: best_level_values(untrained, "large_final_same_sign", t) for t in _TREATMENTS}
-    plain = {t: best_level_values(untrained, "large_final", t) for t in _TREATMENTS}
+    gate = {t: best_level_values(untrained, "large_final_same_sign", t) for t in TREATMENTS}
+    plain = {t: best_level_values(untrained, "large_final", t) for t in TREATMENTS}
     for text, reported, ours in (
         (ABSTRACT_SUPERMASK, paper.Reported(86.0), gate["signed_constant"]),
         (
@@ -220,7 +221,7 @@ def supermask_verdicts(
         verdict = _paired(curves, part, n_test)
         ours = " against ".join(_value_text(curves[name]) for name in part.better + part.worse)
         out.append((text, "an ordering", ours, verdict))
-    for weights in _TREATMENTS:
+    for weights in TREATMENTS:
         with_dwr = values.get(paper.TABLE1_LEARNED_ROWS[(weights, True)])
         without = values.get(paper.TABLE1_LEARNED_ROWS[(weights, False)])
         if with_dwr is None or without is None:
@@ -233,8 +234,6 @@ def supermask_verdicts(
         )
     return out
 
-
-_TREATMENTS = ("init", "signed_constant")
 
 #: The abstract, verbatim; tested on FC as large_final_same_sign with signed constants, best
 #: level (book/spec.md's reading; the abstract names neither the criterion nor the treatment).
