@@ -389,13 +389,9 @@ def _train_round(context: _Round, members: dict[str, Chain], r: int, states: dic
     pop = Population.from_members(arch, [s[1] for s in starts], [s[2] for s in starts])
     pop = pop.to(device)
     order_seeds = [chain.seed for chain in members.values()]
-    fingerprint = hashlib.sha256(",".join(members).encode()).hexdigest()[:16]
-    folder = cache.root / "checkpoints"
-    checkpoint = Checkpoint(
-        folder / f"{fingerprint}.pt", fingerprint, context.checkpoint_every_s, context.deadline
+    checkpoint = population_checkpoint(
+        cache, list(members), context.checkpoint_every_s, context.deadline
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{fingerprint}.json").write_text(json.dumps(list(members)))  # see clean_checkpoints
     t0 = time.perf_counter()
     result = train_population(
         pop,
@@ -409,7 +405,7 @@ def _train_round(context: _Round, members: dict[str, Chain], r: int, states: dic
         sparse=[chain.sparse_plan(r) for chain in members.values()],
     )
     wall = time.perf_counter() - t0
-    (folder / f"{fingerprint}.json").unlink(missing_ok=True)
+    (cache.root / "checkpoints" / f"{checkpoint.fingerprint}.json").unlink(missing_ok=True)
     new_states = {}
     for i, (key, chain) in enumerate(members.items()):
         state = {
@@ -424,6 +420,19 @@ def _train_round(context: _Round, members: dict[str, Chain], r: int, states: dic
             record["result"]["state_sha256"] = state_digest(state)
             store.put(key, record)
     return new_states
+
+
+def population_checkpoint(
+    cache: StateCache, members: list[str], every_s: float, deadline: float | None
+) -> Checkpoint:
+    """The :class:`lth.train.Checkpoint` of a population of the record keys ``members``, in the
+    cache's ``checkpoints/`` folder, with the members beside it (for :func:`clean_checkpoints`;
+    the caller removes that file when the population is recorded)."""
+    fingerprint = hashlib.sha256(",".join(members).encode()).hexdigest()[:16]
+    folder = cache.root / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{fingerprint}.json").write_text(json.dumps(members))
+    return Checkpoint(folder / f"{fingerprint}.pt", fingerprint, every_s, deadline)
 
 
 def clean_checkpoints(cache: StateCache, store: RunStore) -> None:

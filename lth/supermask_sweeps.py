@@ -17,7 +17,7 @@ from .data import Dataset
 from .nets import get_architecture, percent_remaining
 from .nets import seeded_generator as _generator
 from .provenance import check_clean_tree, code_identity, provenance
-from .pruning import run_sweep
+from .pruning import population_checkpoint, run_sweep
 from .specs import (
     LEARNED_EPOCH_HINT_S,
     Chain,
@@ -26,24 +26,50 @@ from .specs import (
 )
 from .store import RunStore, StateCache, spec_key
 from .supermask import (
-    SUPERMASK_LEVELS,
     TREATMENTS,
     LearnedSupermask,
+    figure7_levels,
     get_treatment,
     one_shot_masks,
     train_learned_supermasks,
     treated_weights,
     untrained_supermask_accuracy,
 )
-from .train import (
-    dataset_on,
-)
+from .train import CHECKPOINT_EVERY_S, DeadlineReached, dataset_on
+
+
+def dense_chains(settings: Settings) -> list[Chain]:
+    """The dense run of every seed of ``settings`` (round 0 of its chains), as chains."""
+    s = settings
+    return [Chain(s.net, seed, iterations=s.iterations, precision=s.precision) for seed in s.seeds]
+
+
+def untrained_specs(
+    settings: Settings,
+    dense: Chain,
+    treatments: Sequence[str] = tuple(TREATMENTS),
+    levels: Sequence[int] | None = None,
+) -> dict[tuple[str, str], dict]:
+    """The spec of the untrained-supermask record of ``dense`` for each (criterion, treatment)
+    of ``settings``' criteria and ``treatments``, at ``levels`` (None: each criterion's
+    :func:`lth.supermask.figure7_levels`)."""
+    return {
+        (c, t): {
+            "kind": "untrained_supermask",
+            "dense": dense.run_key(0),
+            "criterion": c,
+            "treatment": t,
+            "levels": list(figure7_levels(settings.net, c) if levels is None else levels),
+        }
+        for c in settings.criteria
+        for t in treatments
+    }
 
 
 def untrained_supermask_sweep(
     settings: Settings,
     treatments: Sequence[str] = tuple(TREATMENTS),
-    levels: Sequence[int] = SUPERMASK_LEVELS,
+    levels: Sequence[int] | None = None,
     *,
     store: RunStore | None = None,
     cache: StateCache | None = None,
@@ -52,43 +78,35 @@ def untrained_supermask_sweep(
     log: Callable[[str], None] = print,
     allow_dirty: bool | None = None,
     data: Dataset | None = None,
+    deadline: float | None = None,
 ) -> pd.DataFrame:
     """Untrained supermasks (book/spec.md section 8, Figure 7) of the dense run of every seed in
-    ``settings``, for each of its criteria and ``treatments`` at every one-shot level.
+    ``settings``, for each of its criteria and ``treatments`` at every one-shot level
+    (``levels``; None: each criterion's :func:`lth.supermask.figure7_levels`).
 
     The dense runs come from the store and the state cache (trained if missing). One record per
     (dense run, criterion, treatment) holds the accuracy at every level; missing ones are
-    computed one dense run at a time, all their masked networks as one population. ``data``,
-    if given, is used instead of the network's dataset from ``data_root``.
+    computed one dense run and one criterion at a time (its treatments' masked networks as one
+    population) and recorded as they come. With a ``deadline`` (a ``time.time()`` value), a
+    criterion that the time left would not fit, at the last one's pace, is not begun:
+    :class:`lth.train.DeadlineReached`. ``data``, if given, is used instead of the network's
+    dataset from ``data_root``.
     """
     store = store or RunStore()
     cache = cache or StateCache()
     for name in treatments:
         get_treatment(name)
-    levels = [int(k) for k in levels]
-    dense = [
-        Chain(settings.net, seed, iterations=settings.iterations, precision=settings.precision)
-        for seed in settings.seeds
-    ]
+    given_levels = None if levels is None else [int(k) for k in levels]
+    dense = dense_chains(settings)
 
     def specs_of(chain: Chain) -> dict[tuple[str, str], dict]:
-        return {
-            (c, t): {
-                "kind": "untrained_supermask",
-                "dense": chain.run_key(0),
-                "criterion": c,
-                "treatment": t,
-                "levels": levels,
-            }
-            for c in settings.criteria
-            for t in treatments
-        }
+        return untrained_specs(settings, chain, treatments, given_levels)
 
     def incomplete() -> list[Chain]:
         return [c for c in dense if any(spec_key(s) not in store for s in specs_of(c).values())]
 
     arch = get_architecture(settings.net)
-    given, data, rows = data, None, []
+    given, data, rows, pace = data, None, [], 0.0
     if incomplete() or any(c.run_key(0) not in store for c in dense):
         check_clean_tree(store.root, allow_dirty)
         data = given if given is not None else datasets.load_dataset(arch.dataset, data_root)
@@ -112,44 +130,16 @@ def untrained_supermask_sweep(
         dense_key = chain.run_key(0)
         specs = specs_of(chain)
         missing = [ct for ct, spec in specs.items() if spec_key(spec) not in store]
-        if missing:
-            t0 = time.perf_counter()
-            state = cache.load(dense_key)
-            w_i, w_f = state["w_i"], state["w_f"]
-            masks = {
-                c: one_shot_masks(
-                    arch, w_i, w_f, get_criterion(c), levels, _generator(dense_key, c, "supermask")
+        state = cache.load(dense_key) if missing else None
+        for criterion in dict.fromkeys(c for c, _ in missing):
+            if deadline is not None and time.time() + pace >= deadline:
+                raise DeadlineReached(
+                    f"untrained supermasks of {dense_key}: stopped before {criterion}"
                 )
-                for c in dict.fromkeys(c for c, _ in missing)
-            }
-            weights = {t: treated_weights(w_i, t) for t in dict.fromkeys(t for _, t in missing)}
-            members = [(c, t, j) for c, t in missing for j in range(len(levels))]
-            acc = untrained_supermask_accuracy(
-                arch,
-                [weights[t] for _, t, _ in members],
-                [masks[c][j] for c, _, j in members],
-                data.test,
-            )
-            wall = time.perf_counter() - t0
-            for i, (c, t) in enumerate(missing):
-                spec = specs[(c, t)]
-                result = [
-                    {
-                        "k": k,
-                        "percent_remaining": percent_remaining(arch, masks[c][j]),
-                        "test_accuracy": float(acc[i * len(levels) + j]),
-                    }
-                    for j, k in enumerate(levels)
-                ]
-                record = {
-                    "key": spec_key(spec),
-                    "spec": spec,
-                    "result": {"levels": result, "n_test": len(data.test)},
-                    "provenance": provenance(
-                        "cpu", [spec_key(specs[m]) for m in missing], wall, data.identity()
-                    ),
-                }
-                store.put(spec_key(spec), record)
+            group = [(c, t) for c, t in missing if c == criterion]
+            t0 = time.perf_counter()
+            _evaluate_untrained(arch, state, dense_key, criterion, group, specs, data, store)
+            pace = time.perf_counter() - t0
         dense_result = store.get(dense_key)["result"]
         for (c, t), spec in specs.items():
             record = store.get(spec_key(spec))
@@ -169,6 +159,40 @@ def untrained_supermask_sweep(
     return pd.DataFrame(rows)
 
 
+def _evaluate_untrained(arch, state, dense_key, criterion, group, specs, data, store) -> None:
+    """Evaluate the records ``group`` ((criterion, treatment) pairs of one criterion) of the dense
+    run ``dense_key`` (its cached ``state``) as one population, and put them in ``store``."""
+    t0 = time.perf_counter()
+    w_i, w_f = state["w_i"], state["w_f"]
+    levels = specs[group[0]]["levels"]
+    generator = _generator(dense_key, criterion, "supermask")
+    masks = one_shot_masks(arch, w_i, w_f, get_criterion(criterion), levels, generator)
+    weights = {t: treated_weights(w_i, t) for _, t in group}
+    members = [(t, j) for _, t in group for j in range(len(levels))]
+    acc = untrained_supermask_accuracy(
+        arch, [weights[t] for t, _ in members], [masks[j] for _, j in members], data.test
+    )
+    wall = time.perf_counter() - t0
+    population = [spec_key(specs[ct]) for ct in group]
+    for i, ct in enumerate(group):
+        spec = specs[ct]
+        result = [
+            {
+                "k": k,
+                "percent_remaining": percent_remaining(arch, masks[j]),
+                "test_accuracy": float(acc[i * len(levels) + j]),
+            }
+            for j, k in enumerate(levels)
+        ]
+        record = {
+            "key": spec_key(spec),
+            "spec": spec,
+            "result": {"levels": result, "n_test": len(data.test)},
+            "provenance": provenance("cpu", population, wall, data.identity()),
+        }
+        store.put(spec_key(spec), record)
+
+
 def learned_supermask_sweep(
     runs: Sequence[LearnedSupermask],
     *,
@@ -179,12 +203,21 @@ def learned_supermask_sweep(
     log: Callable[[str], None] = print,
     allow_dirty: bool | None = None,
     data: Dataset | None = None,
+    cache: StateCache | None = None,
+    deadline: float | None = None,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Learned supermasks (book/spec.md section 9): train the runs missing from the store as one
     population and return (one row per run, one row per run and epoch of its validation curve).
     ``data``, if given, is used instead of the network's dataset from ``data_root``.
+
+    The population is checkpointed in the state cache at the end of an epoch every
+    ``checkpoint_every_s`` seconds, and at the first epoch's end after ``deadline`` (a
+    ``time.time()`` value), where it stops with :class:`lth.train.DeadlineReached`; the next
+    call resumes it.
     """
     store = store or RunStore()
+    cache = cache or StateCache()
     runs = list(dict.fromkeys(runs))
     missing = [r for r in runs if spec_key(r.spec()) not in store]
     if missing:
@@ -200,11 +233,15 @@ def learned_supermask_sweep(
         if data is None:
             data = datasets.load_dataset(get_architecture(missing[0].net).dataset, data_root)
         data = dataset_on(data, torch.device(device))
-        t0 = time.perf_counter()
-        res = train_learned_supermasks(missing, data, device=device, progress=progress)
-        wall = time.perf_counter() - t0
-        layers = [layer.name for layer in get_architecture(missing[0].net).layers]
         population = [spec_key(run.spec()) for run in missing]
+        checkpoint = population_checkpoint(cache, population, checkpoint_every_s, deadline)
+        t0 = time.perf_counter()
+        res = train_learned_supermasks(
+            missing, data, device=device, progress=progress, checkpoint=checkpoint
+        )
+        wall = time.perf_counter() - t0
+        (cache.root / "checkpoints" / f"{checkpoint.fingerprint}.json").unlink(missing_ok=True)
+        layers = [layer.name for layer in get_architecture(missing[0].net).layers]
         for i, run in enumerate(missing):
             result = {
                 "test_accuracy": float(res.test_accuracy[i]),

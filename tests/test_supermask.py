@@ -204,3 +204,37 @@ def test_supermasks_work_unchanged_on_a_conv_net():
     run = sm.LearnedSupermask("conv2", 0, dynamic_weight_rescaling=True, epochs=1, batch_size=4)
     result = sm.train_learned_supermasks([run], data)
     assert result.layer_kept.shape == (1, len(conv2.layers))
+
+
+def test_a_learned_supermask_stopped_at_its_deadline_resumes_bit_for_bit(tiny_data, tmp_path):
+    """A population stopped by its deadline after an epoch and trained again from its
+    checkpoint ends as one trained without a stop: scores, momenta, mask generators, batch
+    order and curve are all resumed."""
+    from lth.train import Checkpoint, DeadlineReached
+
+    runs = _runs(epochs=3)
+    whole = sm.train_learned_supermasks(runs, tiny_data)
+    path = tmp_path / "checkpoint.pt"
+    stopped = 0
+    while True:
+        checkpoint = Checkpoint(path, "population", every_s=3600.0, deadline=0.0)
+        try:
+            resumed = sm.train_learned_supermasks(runs, tiny_data, checkpoint=checkpoint)
+            break
+        except DeadlineReached as stop:
+            stopped += 1
+            assert f"after epoch {stopped}" in str(stop) and path.exists()
+    assert stopped == 2 and not path.exists()  # after epochs 1 and 2; removed when complete
+    assert resumed.val_loss.tolist() == whole.val_loss.tolist()
+    assert resumed.test_accuracy_samples.tolist() == whole.test_accuracy_samples.tolist()
+    assert resumed.expected_percent_kept.tolist() == whole.expected_percent_kept.tolist()
+
+
+def test_figure7_levels_every_level_on_fc_every_other_off_the_headline_on_conv_nets():
+    assert all(sm.figure7_levels("fc", c) == sm.SUPERMASK_LEVELS for c in CRITERIA)
+    for net in ("conv2", "conv4", "conv6"):
+        for c in CRITERIA:
+            headline = c in sm.FIGURE7_HEADLINE
+            assert sm.figure7_levels(net, c) == (
+                sm.SUPERMASK_LEVELS if headline else tuple(range(0, 25, 2))
+            )
