@@ -161,7 +161,10 @@ def _campaign(args: argparse.Namespace) -> int:
         for plan in plans:
             print(plan.line())
         hours = sum(p.hours for p in plans)
-        print(f"in all: {sum(p.to_train for p in plans):,} runs to train, about {hours:,.1f} h")
+        made = sum(p.to_train for p in plans)
+        print(f"in all: {made:,} runs and records to make, about {hours:,.1f} h", end="")
+        waiting = [p.target.name for p in plans if p.waiting is not None and not p.to_train]
+        print(f", and {', '.join(waiting)} once chosen" if waiting else "")
         return 0
     hours = None if args.hours is None else _number("--hours", args.hours)
     deadline = parse_deadline(args.until, hours)

@@ -17,48 +17,35 @@ resumes it mid-round and loses nothing finished.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from functools import partial
 
-from . import paper
+from . import conv_profile, paper
+from .criteria import CRITERIA
 from .data import Dataset
 from .executors import DaskExecutor, InProcess, distribute
-from .nets import get_architecture
 from .pages import get_page
 from .provenance import check_clean_tree
-from .pruning import run_sweep, sweep_plan
-from .sparse import estimated_speedup
-from .specs import RATE_HINT, Chain, Settings, resolve_settings
+from .pruning import sweep_plan
+from .specs import Settings, resolve_settings
 from .store import RunStore, StateCache
+from .supermask import CONV_LEARNED_EPOCHS, CONV_LEARNED_LR, LearnedSupermask
+from .targets import (  # noqa: F401 (Target, TargetPlan, measured_rate, ...: re-exported)
+    ChosenTarget,
+    LearnedSupermaskTarget,
+    Target,
+    TargetPlan,
+    UntrainedSupermaskTarget,
+    dense_equivalent_samples,
+    measured_rate,
+)
 from .train import CHECKPOINT_EVERY_S, DeadlineReached
 
 #: Populations of at most this many members: a round of 45 chains trains as 6 populations, so
 #: a deadline costs at most one population's progress since its last checkpoint, and FC's
 #: engine runs near its best rate (benchmarks/throughput.py: K=4 to 16).
 MAX_POPULATION = 8
-
-
-@dataclass(frozen=True)
-class Target:
-    """One part of the campaign: the chains of one or more settings (one network, protocol and
-    precision), trained to their rounds in lockstep."""
-
-    name: str
-    description: str
-    settings: tuple[Settings, ...] = field(compare=False)
-
-    def chains(self) -> list[Chain]:
-        return list(dict.fromkeys(c for s in self.settings for c in s.chains()))
-
-    @property
-    def rounds(self) -> int:
-        return max(s.rounds for s in self.settings)
-
-    @property
-    def net(self) -> str:
-        return self.settings[0].net
 
 
 def _paper(net: str, criteria, seeds, rounds: int | None = None, **actions) -> Settings:
@@ -73,8 +60,59 @@ def _figures_4_5_s5(seeds: Sequence[int]) -> tuple[Settings, ...]:
     )
 
 
+def _conv_dense_and_untrained(net: str) -> tuple:
+    """A conv net's dense runs at the paper's length in fp32 and bf16, and Figure 7's untrained
+    supermasks of the fp32 ones."""
+    seeds, name = conv_profile.SEEDS, net.capitalize()
+    return (
+        Target(
+            f"{net}-dense",
+            f"{name} dense runs, seeds 0 and 1, the paper's training length, fp32 (Figure 7, "
+            "Table 1 and the choice of its Figure 3 profile)",
+            (_paper(net, ["large_final"], seeds, rounds=0),),
+        ),
+        Target(
+            f"{net}-dense-bf16",
+            f"{name} dense runs as {net}-dense in bf16 (the precision page's check, which "
+            "decides its Figure 3 precision)",
+            (_paper(net, ["large_final"], seeds, rounds=0, precision="bf16"),),
+        ),
+        UntrainedSupermaskTarget(
+            f"{net}-supermask-untrained",
+            f"Figure 7 and Table 1's untrained rows, {name}: 13 criteria x 2 treatments of "
+            f"{net}-dense's runs",
+            _paper(net, list(CRITERIA), seeds, rounds=0),
+            f"{net}-dense",
+        ),
+    )
+
+
+def _conv_learned(net: str) -> LearnedSupermaskTarget:
+    runs = tuple(
+        LearnedSupermask(net, seed, "init", dwr, lr=CONV_LEARNED_LR, epochs=CONV_LEARNED_EPOCHS)
+        for seed in conv_profile.SEEDS
+        for dwr in (False, True)
+    )
+    return LearnedSupermaskTarget(
+        f"{net}-supermask-learned",
+        f"Table 1's learned rows, {net.capitalize()}: init weights, without and with DWR, seeds "
+        f"0 and 1, learning rate {CONV_LEARNED_LR:,.0f}, {CONV_LEARNED_EPOCHS} epochs "
+        "(lth.supermask.CONV_LEARNED_LR and CONV_LEARNED_EPOCHS)",
+        runs,
+    )
+
+
+def _conv_figure3(net: str) -> ChosenTarget:
+    return ChosenTarget(
+        f"{net}-fig3",
+        f"Figure 3, {net.capitalize()}, at the profile lth.conv_profile chooses",
+        net,
+        partial(conv_profile.figure3_target, net),
+    )
+
+
 #: The campaign's targets, most important first (issue "The paper at full scale", section 4).
-TARGETS: tuple[Target, ...] = (
+TARGETS: tuple = (
     Target(
         "fc-fig3",
         "Figure 3, FC: 9 criteria x 5 seeds x 24 rounds at the paper's protocol",
@@ -86,15 +124,9 @@ TARGETS: tuple[Target, ...] = (
         "sign-gated criteria, 24 rounds at the paper's protocol",
         _figures_4_5_s5((0, 1)),
     ),
-    *(
-        Target(
-            f"{net}-dense",
-            f"{net.capitalize()} dense runs, seeds 0 and 1, the paper's training length (for "
-            "Figure 7 and Table 1 on CIFAR-10, and to choose a Figure 3 profile)",
-            (_paper(net, ["large_final"], (0, 1), rounds=0),),
-        )
-        for net in ("conv2", "conv4", "conv6")
-    ),
+    *(t for net in conv_profile.CONV_NETS for t in _conv_dense_and_untrained(net)),
+    *(_conv_learned(net) for net in conv_profile.CONV_NETS),
+    *(_conv_figure3(net) for net in conv_profile.CONV_NETS),
     Target(
         "fc-fig4-5-s5-seeds-2-4",
         "Figures 4, 5 and S5, FC, seeds 2 to 4 (after the milestone)",
@@ -110,63 +142,6 @@ def get_targets(names: Sequence[str] | None) -> list[Target]:
         if name not in known:
             raise ValueError(f"unknown campaign target {name!r}; accepted: {', '.join(known)}")
     return [t for t in TARGETS if not names or t.name in names]
-
-
-def measured_rate(store: RunStore, net: str) -> tuple[float, str]:
-    """Model-samples/s of dense training (evaluations included) for ``net``: the median over the
-    store's dense-path records made by the member-independent engine, else the development CPU's
-    hint. Sparse rounds are estimated from this and :func:`lth.sparse.estimated_speedup`."""
-    rates = []
-    for key in store.keys():
-        record = store.get(key)
-        spec, made = (record or {}).get("spec", {}), (record or {}).get("provenance", {})
-        if spec.get("net") != net or "population" not in made or spec.get("kind"):
-            continue
-        if "sparse" in spec:
-            continue
-        wall = made.get("population_wall_time_s") or 0
-        if wall > 0:
-            rates.append(made["population_size"] * spec["iterations"] * spec["batch_size"] / wall)
-    if rates:
-        return statistics.median(rates), f"measured, median of {len(rates)} records"
-    return RATE_HINT.get(net, RATE_HINT["fc"]) / 1.3, "development CPU's hint"
-
-
-@dataclass(frozen=True)
-class TargetPlan:
-    target: Target
-    runs: int
-    present: int
-    to_train: int
-    hours: float
-    rate: float
-    rate_source: str
-    rounds_complete: int  # rounds 0..n-1 of every chain are recorded
-
-    def line(self) -> str:
-        n = self.rounds_complete
-        done = {0: "", 1: "round 0 complete"}.get(n, f"rounds 0-{n - 1} complete")
-        return (
-            f"{self.target.name:24s} {self.present:5,} of {self.runs:5,} runs"
-            f"{', ' + done if done else ''}; to train {self.to_train:,} "
-            f"(about {self.hours:,.1f} h at {self.rate:,.0f} model-samples/s dense, "
-            f"{self.rate_source}; sparse rounds at their measured speed-up)"
-        )
-
-
-def dense_equivalent_samples(chains: Sequence[Chain], to_train: Sequence[set[str]]) -> float:
-    """The model-samples of the runs ``to_train`` (round r's keys at index r) of ``chains``,
-    each sparse round's divided by its measured speed-up (:func:`lth.sparse.estimated_speedup`):
-    divided by the dense rate, the hours they take."""
-    arch = get_architecture(chains[0].net)
-    protocol = chains[0].protocol
-    samples = 0.0
-    for r, keys in enumerate(to_train):
-        by_key = {c.run_key(r): c for c in chains}
-        for key in keys:
-            speedup = estimated_speedup(arch, r, by_key[key].sparse_layers(r))
-            samples += protocol.iterations * protocol.batch_size / speedup
-    return samples
 
 
 #: The pruning figures whose cost :func:`profile_costs` shows, at the profiles they are run at.
@@ -228,34 +203,13 @@ def profile_costs(store: RunStore, cache: StateCache) -> list[dict]:
     return rows
 
 
-def campaign_plan(
-    targets: Sequence[Target], store: RunStore, cache: StateCache
-) -> list[TargetPlan]:
+def campaign_plan(targets: Sequence, store: RunStore, cache: StateCache) -> list[TargetPlan]:
     """How much of each target exists, and what the rest costs."""
-    plans = []
-    for target in targets:
-        chains = target.chains()
-        plan = sweep_plan(chains, target.rounds, store, cache)
-        rate, source = measured_rate(store, target.net)
-        dense_samples = dense_equivalent_samples(chains, plan.to_train)
-        complete = next((r for r, m in enumerate(plan.missing) if m), len(plan.missing))
-        plans.append(
-            TargetPlan(
-                target,
-                plan.count("runs"),
-                plan.count("runs") - plan.count("missing"),
-                plan.count("to_train"),
-                dense_samples / rate / 3600,
-                rate,
-                source,
-                complete,
-            )
-        )
-    return plans
+    return [target.plan(store, cache) for target in targets]
 
 
 def run_campaign(
-    targets: Sequence[Target],
+    targets: Sequence,
     deadline: float,
     *,
     store: RunStore | None = None,
@@ -283,40 +237,33 @@ def run_campaign(
     before = set(store.keys())
     t0 = time.time()
     finished = True
+    common = dict(data_root=data_root, data=data, allow_dirty=allow_dirty, device=device)
+    common.update(checkpoint_every_s=checkpoint_every_s, max_population=max_population)
+    targets_in_process: Sequence = targets
     if executor is not None and executor.distributed:
-        sweeps = [(t.chains(), t.rounds, -i) for i, t in enumerate(targets)]
-        common = dict(data_root=data_root, data=data, max_population=max_population)
-        common.update(allow_dirty=allow_dirty, deadline=deadline, device=device)
-        common.update(checkpoint_every_s=checkpoint_every_s)
-        log(f"== {len(targets)} target(s) on {executor.describe()}")
-        results = distribute(executor, sweeps, store, cache, **common)
+        # the pruning targets on the cluster; the supermask targets, and any target still
+        # waiting for records, in process afterwards
+        resolved = [_resolved(t, store) for t in targets]
+        pruning = [t for t in resolved if isinstance(t, Target)]
+        sweeps = [(t.chains(), t.rounds, -i) for i, t in enumerate(pruning)]
+        log(f"== {len(pruning)} pruning target(s) on {executor.describe()}")
+        results = distribute(executor, sweeps, store, cache, deadline=deadline, **common)
         stopped = sum(r.stopped for r in results)
         log(f"{len(results)} task(s), {stopped} stopped by the deadline, checkpointed")
         finished = not stopped
-        targets_in_process: Sequence[Target] = ()
-    else:
-        targets_in_process = targets
+        targets_in_process = [t for t, r in zip(targets, resolved, strict=True) if r not in pruning]
     for target in targets_in_process:
         if time.time() >= deadline:
             finished = False
             break
+        waiting = target.plan(store, cache).waiting
+        if waiting is not None:
+            log(f"== {target.name}: waits for {waiting}")
+            finished = False
+            continue
         log(f"== {target.name}: {target.description}")
         try:
-            run_sweep(
-                target.chains(),
-                target.rounds,
-                store=store,
-                cache=cache,
-                data_root=data_root,
-                data=data,
-                progress=progress,
-                log=log,
-                allow_dirty=allow_dirty,
-                max_population=max_population,
-                deadline=deadline,
-                device=device,
-                checkpoint_every_s=checkpoint_every_s,
-            )
+            target.run(deadline, store, cache, progress=progress, log=log, **common)
         except DeadlineReached as stop:
             log(f"deadline reached, checkpointed: {stop}")
             finished = False
@@ -326,6 +273,15 @@ def run_campaign(
     for plan in campaign_plan(targets, store, cache):
         log(plan.line())
     return finished
+
+
+def _resolved(target, store: RunStore):
+    """A :class:`ChosenTarget` as the :class:`Target` it has chosen (itself while it waits);
+    any other target as it is."""
+    if isinstance(target, ChosenTarget):
+        chosen = target.resolved(store)
+        return chosen if isinstance(chosen, Target) else target
+    return target
 
 
 def parse_deadline(until: str | None, hours: float | None, now: float | None = None) -> float:

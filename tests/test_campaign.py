@@ -14,6 +14,8 @@ from lth.__main__ import main
 from lth.campaign import Target, campaign_plan, parse_deadline, profile_costs, run_campaign
 from lth.experiments import resolve_settings
 from lth.store import RunStore, StateCache
+from lth.supermask import LearnedSupermask
+from lth.targets import LearnedSupermaskTarget, UntrainedSupermaskTarget
 
 #: Two small targets in the shape of the real ones: a Figure 3 part, then a Figure 4 part.
 SMALL = (
@@ -29,6 +31,28 @@ SMALL = (
             resolve_settings(
                 "smoke", "fc", ["large_final"], [0], 2, 300, mask1=["rewind", "reinit"]
             ),
+        ),
+    ),
+)
+
+
+#: One small target of each other kind, in the campaign's order: dense runs, their untrained
+#: supermasks, learned supermasks.
+SUPERMASKS = (
+    Target("small-dense", "2 dense runs", (resolve_settings("smoke", "fc", None, [0, 1], 0, 300),)),
+    UntrainedSupermaskTarget(
+        "small-untrained",
+        "2 criteria x 2 treatments x 25 levels of small-dense's runs",
+        resolve_settings("smoke", "fc", ["large_final_same_sign", "random"], [0, 1], 0, 300),
+        "small-dense",
+    ),
+    LearnedSupermaskTarget(
+        "small-learned",
+        "2 seeds, without and with DWR, 3 epochs",
+        tuple(
+            LearnedSupermask("fc", seed, "init", dwr, epochs=3, batch_size=50)
+            for seed in (0, 1)
+            for dwr in (False, True)
         ),
     ),
 )
@@ -71,6 +95,40 @@ def test_a_campaign_stopped_by_its_deadline_and_restarted_writes_the_same_record
         if fresh_clone:  # a new machine: only what is committed (the store) goes on
             shutil.rmtree(stopped / "cache", ignore_errors=True)
     assert sittings >= 3
+    assert results(stopped) == results(whole)
+
+
+@pytest.mark.parametrize("fresh_clone", [False, True])
+def test_supermask_targets_stopped_by_their_deadline_and_restarted_write_the_same_records(
+    fresh_clone, tmp_path
+):
+    """The untrained supermasks stop between criteria, the learned ones at an epoch's end,
+    checkpointed; later sittings (on a fresh clone, with an empty cache: the dense runs' final
+    weights are trained again) write the records of an uninterrupted campaign."""
+    quiet = dict(progress=False, log=lambda message: None)
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    plans = campaign_plan(SUPERMASKS, **folders(whole))
+    assert plans[1].waiting == "small-dense (its dense runs)" and plans[1].to_train == 8
+    assert (plans[2].runs, plans[2].to_train) == (4, 4) and plans[2].hours > 0
+    assert run_campaign(SUPERMASKS, time.time() + 3600, **folders(whole), **quiet, data=TINY)
+    assert [p.to_train for p in campaign_plan(SUPERMASKS, **folders(whole))] == [0, 0, 0]
+    sittings, said = 0, []
+    while not run_campaign(
+        SUPERMASKS,
+        time.time() + 0.05 * (sittings + 1),
+        **folders(stopped),
+        progress=False,
+        log=said.append,
+        data=TINY,
+        checkpoint_every_s=0.0,
+    ):
+        sittings += 1
+        assert sittings < 100
+        if fresh_clone:
+            shutil.rmtree(stopped / "cache", ignore_errors=True)
+    stops = [m for m in said if m.startswith("deadline reached")]
+    assert any("untrained supermasks of" in m for m in stops)
+    assert any("learned supermasks: stopped after epoch" in m for m in stops)
     assert results(stopped) == results(whole)
 
 

@@ -1,0 +1,85 @@
+"""The conv nets' Figure 3 profile (lth.conv_profile): chosen from the dense runs' early-stopping
+points and precision check at the paper's length, within a fixed budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from lth import conv_profile
+from lth.campaign import TARGETS, campaign_plan
+from lth.paper import FIGURE3_CRITERIA
+from lth.specs import Chain
+from lth.store import RunStore, StateCache
+from lth.targets import Target
+
+
+def put_dense(store: RunStore, net: str, precision: str, early_stops, accuracies) -> None:
+    """Dense records of ``net``'s seeds 0 and 1 at the paper's length, with just what the rule
+    reads."""
+    for seed, (stop, acc) in enumerate(zip(early_stops, accuracies, strict=True)):
+        key = Chain(net, seed, precision=precision).run_key(0)
+        result = {"early_stop_iteration": stop, "test_accuracy": acc, "n_test": 10_000}
+        store.put(key, {"key": key, "spec": {}, "result": result, "provenance": {}})
+
+
+def test_the_length_is_whole_epochs_past_one_and_a_half_times_the_latest_early_stop():
+    records = [{"result": {"early_stop_iteration": i}} for i in (3_000, 4_100)]
+    # 1.5 x 4,100 = 6,150 iterations: 8.2 epochs of 750, so 9 epochs
+    assert conv_profile.choose_length("conv2", records) == 9 * 750
+    late = [{"result": {"early_stop_iteration": 19_000}}]
+    assert conv_profile.choose_length("conv2", late) == 20_250  # at most the paper's length
+
+
+def test_bf16_is_chosen_only_within_the_fp32_range_and_its_noise_margin():
+    def records(*accuracies):
+        return [{"result": {"test_accuracy": a, "n_test": 10_000}} for a in accuracies]
+
+    fp32 = records(0.680, 0.690)  # margin at 68.5%: 2 x 100 x sqrt(2 x .685 x .315 / 1e4) = 1.31
+    assert conv_profile.bf16_within_fp32(fp32, records(0.693, 0.695))[0]  # 69.4 < 70.31
+    within, why = conv_profile.bf16_within_fp32(fp32, records(0.702, 0.706))  # 70.4 > 70.31
+    assert not within and "outside the fp32 range 68.00-69.00%" in why
+
+
+def test_the_rounds_fit_the_budget():
+    for net in conv_profile.CONV_NETS:
+        for precision in ("fp32", "bf16"):
+            iterations = 6_000
+            rounds = conv_profile.choose_rounds(net, iterations, precision)
+            per_run = conv_profile.run_hours(net, iterations, precision)
+            runs = len(conv_profile.SEEDS) * (1 + len(FIGURE3_CRITERIA) * rounds)
+            assert rounds == 1 or runs * per_run <= conv_profile.BUDGET_HOURS
+            more = runs + len(conv_profile.SEEDS) * len(FIGURE3_CRITERIA)
+            assert rounds == 24 or more * per_run > conv_profile.BUDGET_HOURS
+    # bf16 trains faster, so it affords at least as many rounds
+    assert conv_profile.choose_rounds("conv2", 6_000, "bf16") >= conv_profile.choose_rounds(
+        "conv2", 6_000, "fp32"
+    )
+
+
+def test_the_figure3_target_waits_for_its_dense_runs_then_is_chosen_from_them(tmp_path):
+    store, cache = RunStore(tmp_path / "runs"), StateCache(tmp_path / "cache")
+    target = next(t for t in TARGETS if t.name == "conv2-fig3")
+    assert "conv2-dense and conv2-dense-bf16" in campaign_plan([target], store, cache)[0].line()
+    put_dense(store, "conv2", "fp32", (3_000, 4_100), (0.680, 0.690))
+    assert campaign_plan([target], store, cache)[0].waiting is not None  # bf16 still missing
+    put_dense(store, "conv2", "bf16", (3_100, 4_000), (0.685, 0.689))
+    chosen = target.resolved(store)
+    assert isinstance(chosen, Target) and chosen.name == "conv2-fig3"
+    (settings,) = chosen.settings
+    assert settings.iterations == 9 * 750 and settings.precision == "bf16"
+    assert settings.criteria == tuple(FIGURE3_CRITERIA) and settings.seeds == (0, 1)
+    assert settings.rounds == conv_profile.choose_rounds("conv2", 9 * 750, "bf16")
+    plan = campaign_plan([target], store, cache)[0]
+    assert plan.waiting is None and plan.runs == 2 + 9 * 2 * settings.rounds
+    assert plan.to_train == plan.runs  # its dense runs too: 6,750 iterations, not 20,250
+    assert "6,750 iterations (dense early stop at most 4,100), bf16" in chosen.description
+
+
+@pytest.mark.parametrize("net", conv_profile.CONV_NETS)
+def test_every_conv_net_has_its_milestone_targets_in_order(net):
+    names = [t.name for t in TARGETS]
+    order = ["dense", "dense-bf16", "supermask-untrained", "supermask-learned", "fig3"]
+    positions = [names.index(f"{net}-{part}") for part in order]
+    assert positions == sorted(positions)
+    assert names.index("fc-fig4-5-s5-seeds-0-1") < positions[0]
+    assert positions[-1] < names.index("fc-fig4-5-s5-seeds-2-4")
