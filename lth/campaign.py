@@ -30,7 +30,8 @@ from .provenance import check_clean_tree
 from .pruning import sweep_plan
 from .specs import Settings, resolve_settings
 from .store import RunStore, StateCache
-from .supermask import CONV_LEARNED_EPOCHS, CONV_LEARNED_LR, LearnedSupermask
+from .supermask import CONV_LEARNED_EPOCHS, CONV_LEARNED_LR, TREATMENTS
+from .supermask_sweeps import table1_runs
 from .targets import (  # noqa: F401 (Target, TargetPlan, measured_rate, ...: re-exported)
     ChosenTarget,
     LearnedSupermaskTarget,
@@ -79,20 +80,16 @@ def _conv_dense_and_untrained(net: str) -> tuple:
         ),
         UntrainedSupermaskTarget(
             f"{net}-supermask-untrained",
-            f"Figure 7 and Table 1's untrained rows, {name}: 13 criteria x 2 treatments of "
-            f"{net}-dense's runs",
-            _paper(net, list(CRITERIA), seeds, rounds=0),
+            f"Figure 7 and Table 1's untrained rows, {name}: {len(CRITERIA)} criteria x "
+            f"{len(TREATMENTS)} treatments of {net}-dense's runs",
+            table1_runs(net)[0],
             f"{net}-dense",
         ),
     )
 
 
 def _conv_learned(net: str) -> LearnedSupermaskTarget:
-    runs = tuple(
-        LearnedSupermask(net, seed, "init", dwr, lr=CONV_LEARNED_LR, epochs=CONV_LEARNED_EPOCHS)
-        for seed in conv_profile.SEEDS
-        for dwr in (False, True)
-    )
+    runs = tuple(table1_runs(net)[1])
     return LearnedSupermaskTarget(
         f"{net}-supermask-learned",
         f"Table 1's learned rows, {net.capitalize()}: init weights, without and with DWR, seeds "

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 import pandas as pd
 
 from . import paper
+from .campaign import TARGETS, campaign_plan
+from .conv_profile import CONV_NETS
 from .criteria import CRITERIA
 from .pages import get_page
-from .report import coverage, sweep_frame, target_settings
+from .report import coverage, sweep_frame, table1_ours, target_settings
 from .specs import Settings, resolve_settings
-from .store import RunStore
+from .store import RunStore, StateCache
 from .supermask import TREATMENTS
+from .supermask_sweeps import table1_frames
 from .verdicts import (
     INCONCLUSIVE,
     Comparison,
@@ -287,6 +290,66 @@ def supermask_lines(
     return lines
 
 
+def table1_column(untrained: pd.DataFrame, learned: pd.DataFrame, net: str) -> pd.DataFrame:
+    """One network's Table 1 column as the Table 1 page shows it: each row's value (mean and
+    min-max over seeds), the paper's, the gap and the verdict (:func:`supermask_verdicts`)."""
+    ours = table1_ours(untrained, learned)
+    reported = {row: values[net] for row, values in paper.TABLE1.items()}
+    judged = {
+        claim.removeprefix("Table 1: "): verdict.verdict
+        for claim, _, _, verdict in supermask_verdicts(untrained, learned, net)
+        if claim.startswith("Table 1: ")
+    }
+
+    def gap(row) -> str:
+        return (
+            f"{row['mean'] - reported[row['row']].value:+.1f}" if row["row"] in reported else "n/a"
+        )
+
+    return pd.DataFrame(
+        {
+            "Table 1 row": ours["row"],
+            "ours (mean, min-max over seeds)": ours.apply(
+                lambda r: f"{r['mean']:.1f} ({r['min']:.1f}-{r['max']:.1f})", axis=1
+            ),
+            "seeds": ours["seeds"],
+            "paper": ours["row"].map(
+                lambda r: str(reported[r]) if r in reported else "(not in the paper)"
+            ),
+            "gap to the paper (points)": ours.apply(gap, axis=1),
+            "verdict": ours["row"].map(lambda r: judged.get(r, "n/a")),
+            "setting": ours["setting"],
+        }
+    )
+
+
+def conv_supermask_lines(store: RunStore) -> list[Line]:
+    """The Table 1 and Figure 7 claims on each conv net whose supermask records all exist
+    (:func:`lth.supermask_sweeps.table1_frames`; the campaign makes them)."""
+    lines = []
+    for net in CONV_NETS:
+        frames = table1_frames(net, store)
+        if frames is None:
+            continue
+        untrained, learned = frames
+        exists = f"{untrained['seed'].nunique()} dense runs, {len(learned)} learned supermasks"
+        for claim, reported, ours, verdict in supermask_verdicts(untrained, learned, net):
+            table = claim.startswith("Table 1: ")
+            lines.append(
+                Line(
+                    f"Table 1, {net.capitalize()}" if table else f"Figure 7, {net.capitalize()}",
+                    claim.removeprefix("Table 1: "),
+                    reported,
+                    ours,
+                    "paper",
+                    exists,
+                    verdict.verdict,
+                    "table1" if table else "supermask",
+                )
+            )
+    return lines
+
+
 def not_yet_run(store: RunStore) -> list[str]:
     """What of the paper the book does not test yet, and why, as Markdown bullets: computed
     from the store (coverage of the paper's protocol), not written by hand."""
@@ -300,23 +363,32 @@ def not_yet_run(store: RunStore) -> list[str]:
                 "(`python -m lth campaign`) trains the rest; until then the verdicts above "
                 "come from the shorter committed profile (and from what exists of this one)."
             )
-    for net in ("conv2", "conv4", "conv6"):
-        dense = coverage(resolve_settings("paper", net, ["large_final"], None, 0), store)
+    plans = {p.target.name: p for p in campaign_plan(TARGETS, store, StateCache())}
+
+    def status(name: str) -> str:
+        plan = plans[name]
+        if plan.waiting is not None:
+            return f"waits for {plan.waiting}"
+        return f"{plan.present:,} of {plan.runs:,} {plan.unit}"
+
+    for net in CONV_NETS:
+        name = net.capitalize()
+        if table1_frames(net, store) is None:
+            lines.append(
+                f"- **Table 1, {name} column** (paper: "
+                + ", ".join(f"{row} {values[net]}" for row, values in paper.TABLE1.items())
+                + f"): the campaign's dense runs at the paper's length {status(f'{net}-dense')}; "
+                f"untrained supermasks {status(f'{net}-supermask-untrained')}; learned "
+                f"supermasks {status(f'{net}-supermask-learned')}."
+            )
         lines.append(
-            f"- **Table 1, {net.capitalize()} column** (paper: "
-            + ", ".join(f"{row} {values[net]}" for row, values in paper.TABLE1.items())
-            + f"): dense runs at the paper's training length {dense.present} of {dense.runs}; "
-            "the untrained and learned supermasks are evaluated from them once they exist."
+            f"- **Figure 3 on {name}**: at the profile `lth.conv_profile` chooses from its dense "
+            f"runs; {status(f'{net}-fig3')}."
         )
-    lines.append(
-        "- **The abstract's 41% on CIFAR-10** (large_final_same_sign with signed constants, "
-        "on a conv net): not tested until the conv nets' dense runs exist (above)."
-    )
-    for net in ("conv4", "conv6"):
-        cov = coverage(resolve_settings("paper", net), store)
+    if table1_frames("conv6", store) is None:
         lines.append(
-            f"- **Figure 3 on {net.capitalize()}**: {cov.status()}; the conv nets' Figure 3 "
-            "profile is to be chosen from the measured cost of their dense runs."
+            "- **The abstract's 41% on CIFAR-10** (large_final_same_sign with signed constants; "
+            "Table 1 gives 41.0 for Conv6): judged with Conv6's column once it exists (above)."
         )
     epochs = resolve_settings(get_page("supermask").target_profile, "fc").supermask_epochs
     lines.append(

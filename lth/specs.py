@@ -29,6 +29,10 @@ from .train import (
     check_precision,
 )
 
+#: The seeds of the conv nets' runs at the paper's length (issue "The paper at full scale",
+#: target 3): their dense runs, supermasks and Figure 3 chains.
+CONV_SEEDS = (0, 1)
+
 #: Training model-samples/s measured on the 2-core development CPU (fp32), for estimates.
 RATE_HINT = {name: arch.rate_hint for name, arch in ARCHITECTURES.items()}
 LEARNED_EPOCH_HINT_S = 1.0  # s per member-epoch of a learned FC supermask on that CPU

@@ -12,20 +12,24 @@ import pandas as pd
 import torch
 
 from . import data as datasets
-from .criteria import get_criterion
+from .criteria import CRITERIA, get_criterion
 from .data import Dataset
 from .nets import get_architecture, percent_remaining
 from .nets import seeded_generator as _generator
 from .provenance import check_clean_tree, code_identity, provenance
 from .pruning import population_checkpoint, run_sweep
 from .specs import (
+    CONV_SEEDS,
     LEARNED_EPOCH_HINT_S,
     Chain,
     Settings,
     for_data,
+    resolve_settings,
 )
 from .store import RunStore, StateCache, spec_key
 from .supermask import (
+    CONV_LEARNED_EPOCHS,
+    CONV_LEARNED_LR,
     TREATMENTS,
     LearnedSupermask,
     figure7_levels,
@@ -289,3 +293,39 @@ def learned_supermask_runs(
         for weights in TREATMENTS
         for dwr in (False, True)
     ]
+
+
+def table1_runs(net: str, fc_profile: str = "supermask") -> tuple[Settings, list[LearnedSupermask]]:
+    """Table 1's runs on ``net`` (book/spec.md sections 8 and 9): the settings of its untrained
+    supermasks (every criterion, for Figure 7 too) and its learned supermasks. FC: the
+    supermask page's profile ``fc_profile``, learned on its first three seeds in both
+    treatments; the conv nets: the campaign's, dense runs of :data:`lth.specs.CONV_SEEDS` at the
+    paper's length and learned supermasks at our setting (:data:`lth.supermask.CONV_LEARNED_LR`,
+    :data:`lth.supermask.CONV_LEARNED_EPOCHS`) on the initial weights, as the paper's rows."""
+    if net == "fc":
+        settings = resolve_settings(fc_profile, net, list(CRITERIA), None, 0)
+        return settings, learned_supermask_runs(settings, None, settings.seeds[:3])
+    settings = resolve_settings("paper", net, list(CRITERIA), list(CONV_SEEDS), 0)
+    runs = [
+        LearnedSupermask(net, seed, "init", dwr, lr=CONV_LEARNED_LR, epochs=CONV_LEARNED_EPOCHS)
+        for seed in CONV_SEEDS
+        for dwr in (False, True)
+    ]
+    return settings, runs
+
+
+def table1_frames(
+    net: str, store: RunStore, fc_profile: str = "supermask"
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The (untrained, learned) frames of :func:`table1_runs` read from ``store``, or None while
+    any of their records is missing: nothing is trained or evaluated here."""
+    settings, runs = table1_runs(net, fc_profile)
+    dense = dense_chains(settings)
+    keys = [c.run_key(0) for c in dense] + [spec_key(r.spec()) for r in runs]
+    keys += [spec_key(s) for c in dense for s in untrained_specs(settings, c).values()]
+    if any(key not in store for key in keys):
+        return None
+    quiet = dict(store=store, progress=False, log=lambda message: None)
+    untrained = untrained_supermask_sweep(settings, **quiet)
+    learned, _ = learned_supermask_sweep(runs, **quiet)
+    return untrained, learned
