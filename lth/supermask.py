@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -393,10 +394,7 @@ def train_learned_supermasks(
             epoch = (iteration + 1) // per_epoch
             evaluate(epoch)
             if checkpoint is not None and epoch < first.epochs:
-                late = checkpoint.deadline is not None and time.time() >= checkpoint.deadline
-                if late or time.monotonic() - last_save >= checkpoint.every_s:
-                    save_checkpoint(epoch)
-                    last_save = time.monotonic()
+                last_save, late = checkpoint.maybe_save(partial(save_checkpoint, epoch), last_save)
                 if late:
                     bar.close()
                     raise DeadlineReached(f"{desc}: stopped after epoch {epoch:,}")

@@ -28,8 +28,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -199,6 +200,17 @@ class Checkpoint:
             return None
         return state if state.get("fingerprint") == self.fingerprint else None
 
+    def maybe_save(self, save: Callable[[], None], last_save: float) -> tuple[float, bool]:
+        """At a point where training may stop: call ``save`` if ``every_s`` seconds have passed
+        since ``last_save`` (a ``time.monotonic()`` value) or the deadline has; return the time
+        of the last save and whether the deadline has passed (the caller then stops, raising
+        :class:`DeadlineReached`)."""
+        late = self.deadline is not None and time.time() >= self.deadline
+        if late or time.monotonic() - last_save >= self.every_s:
+            save()
+            last_save = time.monotonic()
+        return last_save, late
+
     def save(self, state: dict) -> None:
         cpu = {
             name: [t.detach().cpu().clone() for t in v] if isinstance(v, list) else v
@@ -333,10 +345,8 @@ def train_population(
             evaluate(column, iteration)
             column += 1
             if checkpoint is not None and iteration > start:
-                late = checkpoint.deadline is not None and time.time() >= checkpoint.deadline
-                if late or time.monotonic() - last_save >= checkpoint.every_s:
-                    save_checkpoint(iteration)
-                    last_save = time.monotonic()
+                save = partial(save_checkpoint, iteration)
+                last_save, late = checkpoint.maybe_save(save, last_save)
                 if late:
                     bar.close()
                     raise DeadlineReached(f"{desc}: stopped at iteration {iteration:,}")
