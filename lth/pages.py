@@ -81,6 +81,7 @@ PAGES: tuple[Page, ...] = (
             "profile": "conv-short",  # also its target_profile
             "criteria": ["large_final", "magnitude_increase", "random"],
             "figure_name": "criteria_conv2",
+            "target_profile": "conv-fig3",  # chosen from the dense runs (lth.conv_profile)
         },
         smoke={"criteria": ["large_final"], "rounds": 1, "iterations": 5},  # 300 CIFAR images
         figures=("criteria_conv2.png",),

@@ -15,7 +15,7 @@ from . import paper
 from .data import SPLITS
 from .nets import get_architecture
 from .plots import accuracy_vs_remaining, save_png
-from .specs import Chain, Settings, resolve_settings
+from .specs import PROFILES, Chain, Settings, resolve_settings
 from .store import RunStore, is_legacy
 from .train import (
     PROTOCOLS,
@@ -106,9 +106,18 @@ def coverage(settings: Settings, store: RunStore) -> Coverage:
     )
 
 
-def target_settings(settings: Settings, profile: str) -> Settings:
+def target_settings(
+    settings: Settings, profile: str, store: RunStore | None = None
+) -> Settings | str:
     """``settings``' experiment (network, criteria, actions, precision) at ``profile``'s seeds,
-    rounds and training length: what a page wants in the end (its target profile)."""
+    rounds and training length: what a page wants in the end (its target profile). A profile
+    chosen from records (``conv-fig3``: :func:`lth.conv_profile.figure3_target`, from
+    ``store``) gives the chosen settings, or what the choice waits for (a string)."""
+    if PROFILES.lookup(profile).chosen:
+        from .conv_profile import figure3_target  # the profile rule needs the campaign's targets
+
+        chosen = figure3_target(settings.net, store or RunStore())
+        return chosen if isinstance(chosen, str) else chosen.settings[0]
     return resolve_settings(
         profile,
         settings.net,
@@ -139,9 +148,12 @@ def target_profile_section(
     if settings.profile == target_profile:
         status_file.unlink(missing_ok=True)
         return "", None
-    target = target_settings(settings, target_profile)
-    cov = coverage(target, store)
+    target = target_settings(settings, target_profile, store)
     figures.mkdir(parents=True, exist_ok=True)
+    if isinstance(target, str):  # a chosen profile whose records are not there yet
+        status_file.write_text(f"{target_profile} profile not begun")
+        return f"**{target_profile} profile: not begun; it waits for {target}.**", None
+    cov = coverage(target, store)
     if cov.done:
         status_file.unlink(missing_ok=True)
     else:

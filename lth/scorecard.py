@@ -75,6 +75,11 @@ def page_settings(page: str, profile: str | None = None) -> Settings:
     return resolve_settings(profile, net, criteria)
 
 
+def page_target(page: str) -> str:
+    """The profile a pruning page wants in the end (its notebook's ``target_profile``)."""
+    return get_page(page).parameters.get("target_profile", "paper")
+
+
 def _evidence(verdicts: Sequence[Verdict]) -> str:
     """Our side of a claim in a few words: the mean gap over seeds (with its min-max) of the
     part whose mean gap is smallest, and how many parts there are."""
@@ -96,16 +101,18 @@ def _evidence(verdicts: Sequence[Verdict]) -> str:
 
 def pruning_lines(store: RunStore, profile: str | None = None) -> list[Line]:
     """The claims of each pruning page at its committed profile (or ``profile``) and, where it
-    has begun, at the paper's."""
+    has begun, at its target profile (:func:`page_target`: the paper's, or the conv nets'
+    chosen one)."""
     lines = []
     for page, item, claims, hue in PRUNING_PAGES:
         base = page_settings(page, profile)
-        profiles = [base] + ([] if base.profile == "paper" else [target_settings(base, "paper")])
-        for settings in profiles:
+        target = page_target(page)
+        chosen = None if base.profile == target else target_settings(base, target, store)
+        for settings in [base] + ([chosen] if isinstance(chosen, Settings) else []):
             cov = coverage(settings, store)
             frame = sweep_frame(settings.chains(), settings.rounds, store, partial=True)
-            if settings.profile == "paper" and settings is not base and cov.complete < 2:
-                continue  # the paper profile has not begun its pruned rounds
+            if settings is not base and cov.complete < 2:
+                continue  # the target profile has not begun its pruned rounds
             for claim in claims:
                 present = set(frame[hue]) if not frame.empty else set()
                 if frame.empty or claim.curves - present:
@@ -355,11 +362,14 @@ def not_yet_run(store: RunStore) -> list[str]:
     from the store (coverage of the paper's protocol), not written by hand."""
     lines = []
     for page, item, _, _ in PRUNING_PAGES:
-        target = target_settings(page_settings(page), "paper")
+        target = target_settings(page_settings(page), page_target(page), store)
+        if isinstance(target, str):
+            continue  # a chosen profile not begun: the conv nets' lines below say what it waits for
         cov = coverage(target, store)
         if not cov.done:
+            protocol = "the paper's protocol" if target.profile == "paper" else "its target profile"
             lines.append(
-                f"- **{item} at the paper's protocol**: {cov.status()}. The campaign "
+                f"- **{item} at {protocol}**: {cov.status()}. The campaign "
                 "(`python -m lth campaign`) trains the rest; until then the verdicts above "
                 "come from the shorter committed profile (and from what exists of this one)."
             )

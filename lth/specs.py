@@ -118,6 +118,7 @@ class Profile:
     description: str = field(default="", compare=False)
     supermask_epochs: int | None = None  # learned supermasks; None: the official 2,000
     sparse: bool = False  # sparse rounds (lth.sparse): only profiles begun after they existed
+    chosen: bool = False  # a target profile whose settings are chosen from records (see below)
 
 
 PROFILES: Registry[Profile] = Registry(
@@ -150,6 +151,15 @@ PROFILES: Registry[Profile] = Registry(
             "committed (Fig. 7, Table 1): 5 dense runs at the paper's full protocol, "
             "learned supermasks for 60 epochs",
             supermask_epochs=60,
+        ),
+        # a page's target profile only: lth.conv_profile chooses it per conv net from that net's
+        # dense runs, so it has no fixed seeds, rounds or length to resolve
+        "conv-fig3": Profile(
+            CONV_SEEDS,
+            0,
+            None,
+            "target (conv nets' Fig. 3): chosen from their dense runs by lth.conv_profile",
+            chosen=True,
         ),
     }.items(),
 )
@@ -226,6 +236,11 @@ def resolve_settings(
     """
     get_architecture(net)
     base = PROFILES.lookup(profile)
+    if base.chosen:
+        raise ValueError(
+            f"profile {profile!r} is chosen from records by lth.conv_profile: give it as a "
+            f"page's target_profile, or train it with `python -m lth campaign --only {net}-fig3`"
+        )
     criteria, seeds = as_list(criteria), as_list(seeds, int)
     criteria = tuple(FIGURE3_CRITERIA if criteria is None else criteria)
     mask1, mask0 = tuple(as_list(mask1)), tuple(as_list(mask0))

@@ -83,3 +83,18 @@ def test_every_conv_net_has_its_milestone_targets_in_order(net):
     assert positions == sorted(positions)
     assert names.index("fc-fig4-5-s5-seeds-0-1") < positions[0]
     assert positions[-1] < names.index("fc-fig4-5-s5-seeds-2-4")
+
+
+def test_conv_fig3_is_a_target_profile_only_resolved_from_the_records(tmp_path):
+    from lth.experiments import resolve_settings
+    from lth.report import target_settings
+
+    with pytest.raises(ValueError, match="chosen from records by lth.conv_profile"):
+        resolve_settings("conv-fig3", "conv2")
+    store = RunStore(tmp_path / "runs")
+    page = resolve_settings("conv-short", "conv2", ["large_final", "random"])
+    assert "conv2-dense and conv2-dense-bf16" in target_settings(page, "conv-fig3", store)
+    put_dense(store, "conv2", "fp32", (3_000, 4_100), (0.680, 0.690))
+    put_dense(store, "conv2", "bf16", (3_100, 4_000), (0.685, 0.689))
+    chosen = target_settings(page, "conv-fig3", store)
+    assert chosen.criteria == tuple(FIGURE3_CRITERIA) and chosen.iterations == 6_750

@@ -27,7 +27,7 @@ from lth.parameters import (
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 NETS = "fc, conv2, conv4, conv6"
-PROFILES = "smoke, mid, mid-short, paper, conv-short, supermask"
+PROFILES = "smoke, mid, mid-short, paper, conv-short, supermask, conv-fig3"
 ROUNDS = "a whole number >= 0 (pruning rounds after the dense network)"
 ITERATIONS = "a whole number >= 1 (training iterations per run)"
 SEEDS = "a list of seeds (whole numbers >= 0) such as [0, 1, 2]"
