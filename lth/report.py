@@ -167,13 +167,15 @@ def target_profile_section(
         return f"{head} None of its runs exist yet.", None
     pruned = frame[frame["round"] > 0]
     deepest = int(frame["round"].max())
+    iterations = target.chains()[0].protocol.iterations
     text = (
         f"{head} The figure draws what exists: {frame['key'].nunique():,} distinct runs, "
         f"{len(pruned):,} pruned rows over round{f's 1-{deepest}' if deepest > 1 else ' 1'} "
         f"(down to {frame['percent_remaining'].min():.3g}% of weights remaining), "
-        f"{len(target.seeds)} seeds, {target.chains()[0].protocol.iterations:,} iterations per "
-        "run; a curve stops where its chain's next round is not trained yet. The campaign "
-        "(`python -m lth campaign`) trains the rest, a sitting at a time."
+        f"{len(target.seeds)} seeds, {iterations:,} iterations per "
+        "run; a curve stops where its chain's next round is not trained yet. "
+        + late_stops(pruned, iterations, hue)
+        + " The campaign (`python -m lth campaign`) trains the rest, a sitting at a time."
         if deepest
         else f"{head} Only the dense networks exist so far; the figure shows them."
     )
@@ -187,6 +189,25 @@ def target_profile_section(
     save_png(figure, figures / f"{name}_{target_profile}.png")
     frame.to_csv(figures / f"{name}_{target_profile}.csv", index=False)  # the figure's data
     return text, figure
+
+
+def late_stops(frame: pd.DataFrame, iterations: int, hue: str) -> str:
+    """How many of ``frame``'s runs reach their early-stopping point (minimum validation loss,
+    book/spec.md section 3) in the last tenth of their ``iterations``, in all and for the
+    ``hue`` values with the most: runs still learning when training stops, whose comparisons
+    the training length may bias (issue "The paper at full scale")."""
+    runs = frame.drop_duplicates("key").assign(
+        late=lambda f: f["early_stop_iteration"] >= 0.9 * iterations
+    )
+    by_hue = runs.groupby(hue)["late"].mean().sort_values(ascending=False)
+    most = ", ".join(
+        f"{name} {100 * share:.0f}%" for name, share in by_hue.head(3).items() if share > 0
+    )
+    return (
+        f"Of these {len(runs):,} pruned runs, {int(runs['late'].sum()):,} "
+        f"({100 * runs['late'].mean():.0f}%) reach their early-stopping point in the last tenth "
+        f"of training{f' (most: {most})' if most else ''}."
+    )
 
 
 def describe_runs(frame: pd.DataFrame, store: RunStore) -> str:

@@ -51,3 +51,27 @@ def test_coverage_and_the_target_section_show_what_exists(tmp_path):
     assert target_profile_section(
         page, "mid", store, hue="criterion", figures=figures, name="criteria"
     ) == ("", None)
+
+
+def test_late_stops_count_the_runs_still_learning_in_the_last_tenth():
+    import pandas as pd
+
+    from lth.report import late_stops
+
+    frame = pd.DataFrame(
+        {
+            "key": ["a", "b", "c", "d", "d"],  # a run shared by two chains counts once
+            "criterion": ["random", "random", "large_final", "large_final", "large_final"],
+            "early_stop_iteration": [900, 100, 200, 999, 999],
+        }
+    )
+    text = late_stops(frame, 1000, "criterion")
+    assert "Of these 4 pruned runs, 2 (50%)" in text
+    assert (
+        "(most: random 50%, large_final 50%)" in text
+        or "(most: large_final 50%, random 50%)" in text
+    )
+    early = frame.assign(early_stop_iteration=100)
+    assert late_stops(early, 1000, "criterion").endswith(
+        "0 (0%) reach their early-stopping point in the last tenth of training."
+    )
