@@ -92,7 +92,8 @@ def untrained_supermask_sweep(
     (dense run, criterion, treatment) holds the accuracy at every level; missing ones are
     computed one dense run and one criterion at a time (its treatments' masked networks as one
     population) and recorded as they come. With a ``deadline`` (a ``time.time()`` value), a
-    criterion that the time left would not fit, at the last one's pace, is not begun:
+    criterion that the time left would not fit, at the last one's pace, is not begun, and a
+    dense run trained again (its tensors lost) stops at it, checkpointed:
     :class:`lth.train.DeadlineReached`. ``data``, if given, is used instead of the network's
     dataset from ``data_root``.
     """
@@ -129,6 +130,7 @@ def untrained_supermask_sweep(
                 keep_state=keep_state,
                 allow_dirty=allow_dirty,
                 data=data,
+                deadline=deadline,  # a dense run trained again stops there too, checkpointed
             )
     for chain in dense:
         dense_key = chain.run_key(0)
