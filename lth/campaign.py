@@ -201,8 +201,9 @@ def profile_costs(store: RunStore, cache: StateCache) -> list[dict]:
 
 
 def campaign_plan(targets: Sequence, store: RunStore, cache: StateCache) -> list[TargetPlan]:
-    """How much of each target exists, and what the rest costs."""
-    return [target.plan(store, cache) for target in targets]
+    """How much of each target exists, and what the rest costs (the rates measured once)."""
+    rates: dict = {}
+    return [target.plan(store, cache, rates) for target in targets]
 
 
 def run_campaign(
@@ -253,7 +254,7 @@ def run_campaign(
         if time.time() >= deadline:
             finished = False
             break
-        waiting = target.plan(store, cache).waiting
+        waiting = target.waiting(store)
         if waiting is not None:
             log(f"== {target.name}: waits for {waiting}")
             finished = False

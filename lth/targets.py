@@ -82,6 +82,17 @@ def measured_rate(store: RunStore, net: str, precision: str = "fp32") -> tuple[f
     return RATE_HINT.get(net, RATE_HINT["fc"]) / 1.3 * speedup, "development CPU's hint"
 
 
+def rate_of(store: RunStore, net: str, precision: str, rates: dict | None) -> tuple[float, str]:
+    """:func:`measured_rate`, looked up once per network and precision in ``rates`` (a memo
+    that :func:`lth.campaign.campaign_plan` shares between its targets: each measurement reads
+    every record of the store)."""
+    if rates is None:
+        return measured_rate(store, net, precision)
+    if (net, precision) not in rates:
+        rates[net, precision] = measured_rate(store, net, precision)
+    return rates[net, precision]
+
+
 def dense_equivalent_samples(chains: Sequence[Chain], to_train: Sequence[set[str]]) -> float:
     """The model-samples of the runs ``to_train`` (round r's keys at index r) of ``chains``,
     each sparse round's divided by its measured speed-up (:func:`lth.sparse.estimated_speedup`):
@@ -148,10 +159,10 @@ class Target:
     def net(self) -> str:
         return self.settings[0].net
 
-    def plan(self, store: RunStore, cache: StateCache) -> TargetPlan:
+    def plan(self, store: RunStore, cache: StateCache, rates: dict | None = None) -> TargetPlan:
         chains = self.chains()
         plan = sweep_plan(chains, self.rounds, store, cache)
-        rate, source = measured_rate(store, self.net, chains[0].precision)
+        rate, source = rate_of(store, self.net, chains[0].precision, rates)
         samples = dense_equivalent_samples(chains, plan.to_train)
         complete = next((r for r, m in enumerate(plan.missing) if m), len(plan.missing))
         present = plan.count("runs") - plan.count("missing")
@@ -165,6 +176,9 @@ class Target:
             source,
             complete,
         )
+
+    def waiting(self, store: RunStore) -> str | None:
+        return None
 
     def run(self, deadline: float, store: RunStore, cache: StateCache, **common) -> None:
         """Train what is missing (``common``: :func:`lth.pruning.run_sweep`'s options)."""
@@ -186,15 +200,13 @@ class UntrainedSupermaskTarget:
     def net(self) -> str:
         return self.settings.net
 
-    def plan(self, store: RunStore, cache: StateCache) -> TargetPlan:
-        rate, source = measured_rate(store, self.net)
+    def plan(self, store: RunStore, cache: StateCache, rates: dict | None = None) -> TargetPlan:
+        rate, source = rate_of(store, self.net, "fp32", rates)
         dense = dense_chains(self.settings)
         specs = {c: list(untrained_specs(self.settings, c).values()) for c in dense}
         runs = sum(len(s) for s in specs.values())
         present = sum(spec_key(s) in store for v in specs.values() for s in v)
-        waiting = None
-        if any(c.run_key(0) not in store for c in dense):
-            waiting = f"{self.dense_target} (its dense runs)"
+        waiting = self.waiting(store)
         n_test, samples = SPLITS[get_architecture(self.net).dataset][2], 0.0
         for chain, chain_specs in specs.items():
             missing = [s for s in chain_specs if spec_key(s) not in store]
@@ -205,8 +217,14 @@ class UntrainedSupermaskTarget:
         to_make = runs - present
         return TargetPlan(self, runs, present, to_make, hours, rate, source, 0, "records", waiting)
 
+    def waiting(self, store: RunStore) -> str | None:
+        """What it waits for: its dense runs, while any is missing."""
+        if any(c.run_key(0) not in store for c in dense_chains(self.settings)):
+            return f"{self.dense_target} (its dense runs)"
+        return None
+
     def run(self, deadline: float, store: RunStore, cache: StateCache, **common) -> None:
-        if self.plan(store, cache).waiting is None:
+        if self.waiting(store) is None:
             untrained_supermask_sweep(
                 self.settings, store=store, cache=cache, deadline=deadline, **_only(common)
             )
@@ -224,13 +242,16 @@ class LearnedSupermaskTarget:
     def net(self) -> str:
         return self.runs[0].net
 
-    def plan(self, store: RunStore, cache: StateCache) -> TargetPlan:
-        rate, source = measured_rate(store, self.net)
+    def plan(self, store: RunStore, cache: StateCache, rates: dict | None = None) -> TargetPlan:
+        rate, source = rate_of(store, self.net, "fp32", rates)
         missing = [r for r in self.runs if spec_key(r.spec()) not in store]
         n_train = SPLITS[get_architecture(self.net).dataset][0]
         hours = sum(r.epochs for r in missing) * n_train / rate / 3600
         present = len(self.runs) - len(missing)
         return TargetPlan(self, len(self.runs), present, len(missing), hours, rate, source)
+
+    def waiting(self, store: RunStore) -> str | None:
+        return None
 
     def run(self, deadline: float, store: RunStore, cache: StateCache, **common) -> None:
         learned_supermask_sweep(
@@ -254,12 +275,16 @@ class ChosenTarget:
             return Target(self.name, f"{self.description}: {chosen.description}", chosen.settings)
         return chosen
 
-    def plan(self, store: RunStore, cache: StateCache) -> TargetPlan:
+    def plan(self, store: RunStore, cache: StateCache, rates: dict | None = None) -> TargetPlan:
         chosen = self.resolved(store)
         if isinstance(chosen, Target):
-            return chosen.plan(store, cache)
-        rate, source = measured_rate(store, self.net)
+            return chosen.plan(store, cache, rates)
+        rate, source = rate_of(store, self.net, "fp32", rates)
         return TargetPlan(self, 0, 0, 0, 0.0, rate, source, waiting=chosen)
+
+    def waiting(self, store: RunStore) -> str | None:
+        chosen = self.resolved(store)
+        return chosen if isinstance(chosen, str) else None
 
     def run(self, deadline: float, store: RunStore, cache: StateCache, **common) -> None:
         chosen = self.resolved(store)
