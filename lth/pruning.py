@@ -405,7 +405,7 @@ def _train_round(context: _Round, members: dict[str, Chain], r: int, states: dic
         sparse=[chain.sparse_plan(r) for chain in members.values()],
     )
     wall = time.perf_counter() - t0
-    (cache.root / "checkpoints" / f"{checkpoint.fingerprint}.json").unlink(missing_ok=True)
+    checkpoint.path.with_suffix(".json").unlink(missing_ok=True)  # its members file
     new_states = {}
     for i, (key, chain) in enumerate(members.items()):
         state = {
@@ -427,7 +427,7 @@ def population_checkpoint(
 ) -> Checkpoint:
     """The :class:`lth.train.Checkpoint` of a population of the record keys ``members``, in the
     cache's ``checkpoints/`` folder, with the members beside it (for :func:`clean_checkpoints`;
-    the caller removes that file when the population is recorded)."""
+    the caller removes that file, ``path.with_suffix(".json")``, once they are recorded)."""
     fingerprint = hashlib.sha256(",".join(members).encode()).hexdigest()[:16]
     folder = cache.root / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)

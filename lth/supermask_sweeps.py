@@ -246,7 +246,7 @@ def learned_supermask_sweep(
             missing, data, device=device, progress=progress, checkpoint=checkpoint
         )
         wall = time.perf_counter() - t0
-        (cache.root / "checkpoints" / f"{checkpoint.fingerprint}.json").unlink(missing_ok=True)
+        checkpoint.path.with_suffix(".json").unlink(missing_ok=True)  # its members file
         layers = [layer.name for layer in get_architecture(missing[0].net).layers]
         for i, run in enumerate(missing):
             result = {
