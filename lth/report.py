@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -128,6 +129,16 @@ def target_settings(
     )
 
 
+class TargetSection(NamedTuple):
+    """What a page shows of its target profile (:func:`target_profile_section`): Markdown
+    saying how much exists, a figure of it (None if nothing exists), and the accuracy at a few
+    rounds (:func:`round_table`; empty before the first pruned round)."""
+
+    text: str
+    figure: plt.Figure | None
+    table: pd.DataFrame
+
+
 def target_profile_section(
     settings: Settings,
     target_profile: str,
@@ -137,22 +148,43 @@ def target_profile_section(
     figures: Path,
     name: str,
     dashed: tuple[str, ...] = (),
-) -> tuple[str, plt.Figure | None]:
+) -> TargetSection:
     """The part of a pruning page that shows its target profile (issue "The paper at full
-    scale"): Markdown saying how much of it exists, and a figure of what exists (saved as
-    ``<figures>/<name>_<target_profile>.png``, its data beside it as ``.csv``; None if nothing
-    does). While the target is incomplete, ``<figures>/<name>.status`` holds a line that the
-    book's build adds to the page's title. A page already at its target profile gets
-    ``("", None)``."""
-    status_file = figures / f"{name}.status"
+    scale"): :func:`progress_section` of ``settings``' experiment at ``target_profile``
+    (:func:`target_settings`). A page already at its target profile gets an empty section."""
     if settings.profile == target_profile:
-        status_file.unlink(missing_ok=True)
-        return "", None
+        (figures / f"{name}.status").unlink(missing_ok=True)
+        return TargetSection("", None, pd.DataFrame())
     target = target_settings(settings, target_profile, store)
+    return progress_section(
+        target, target_profile, store, hue=hue, figures=figures, name=name, dashed=dashed
+    )
+
+
+def progress_section(
+    target: Settings | str,
+    target_profile: str,
+    store: RunStore,
+    *,
+    hue: str,
+    figures: Path,
+    name: str,
+    dashed: tuple[str, ...] = (),
+) -> TargetSection:
+    """How much of ``target`` (the settings of ``target_profile``, or what a chosen profile
+    waits for) exists, with a figure of what exists (saved as
+    ``<figures>/<name>_<target_profile>.png``, its data beside it as ``.csv``) and its
+    :func:`round_table`. While the target is incomplete, ``<figures>/<name>.status`` holds a
+    line that the book's build adds to the page's title. A chosen profile's text says what the
+    rule chose and why (:func:`lth.conv_profile.figure3_target`)."""
+    status_file = figures / f"{name}.status"
     figures.mkdir(parents=True, exist_ok=True)
+    empty = pd.DataFrame()
     if isinstance(target, str):  # a chosen profile whose records are not there yet
         status_file.write_text(f"{target_profile} profile not begun")
-        return f"**{target_profile} profile: not begun; it waits for {target}.**", None
+        return TargetSection(
+            f"**{target_profile} profile: not begun; it waits for {target}.**", None, empty
+        )
     cov = coverage(target, store)
     if cov.done:
         status_file.unlink(missing_ok=True)
@@ -163,11 +195,17 @@ def target_profile_section(
     frame = sweep_frame(target.chains(), target.rounds, store, partial=True)
     status = cov.status()
     head = f"**{status[0].upper()}{status[1:]}.**"
+    if PROFILES.lookup(target_profile).chosen:
+        from .conv_profile import figure3_target  # the profile rule needs the campaign's targets
+
+        chosen = figure3_target(target.net, store).description
+        head += f" The rule of `lth.conv_profile` chose {chosen}."
     if frame.empty:
-        return f"{head} None of its runs exist yet.", None
+        return TargetSection(f"{head} None of its runs exist yet.", None, empty)
     pruned = frame[frame["round"] > 0]
     deepest = int(frame["round"].max())
     iterations = target.chains()[0].protocol.iterations
+    table, later = round_table(pruned, target.rounds, hue, len(target.seeds))
     text = (
         f"{head} The figure draws what exists: {frame['key'].nunique():,} distinct runs, "
         f"{len(pruned):,} pruned rows over round{f's 1-{deepest}' if deepest > 1 else ' 1'} "
@@ -176,6 +214,13 @@ def target_profile_section(
         "run; a curve stops where its chain's next round is not trained yet. "
         + late_stops(pruned, iterations, hue)
         + " The campaign (`python -m lth campaign`) trains the rest, a sitting at a time."
+        + (
+            "\n\nThe table under the figure: test accuracy at early stopping (%), mean and "
+            "min-max over seeds, at a few rounds (percent of weights remaining in the headers). "
+            if not table.empty
+            else "\n\n"
+        )
+        + later
         if deepest
         else f"{head} Only the dense networks exist so far; the figure shows them."
     )
@@ -183,12 +228,53 @@ def target_profile_section(
         frame,
         hue=hue,
         dashed=dashed,
-        title=f"{settings.net.upper()}, {target_profile} profile so far ({cov.present:,} of "
+        title=f"{target.net.upper()}, {target_profile} profile so far ({cov.present:,} of "
         f"{cov.runs:,} runs)",
     )
     save_png(figure, figures / f"{name}_{target_profile}.png")
     frame.to_csv(figures / f"{name}_{target_profile}.csv", index=False)  # the figure's data
-    return text, figure
+    return TargetSection(text, figure, table)
+
+
+#: The rounds a target profile's table shows (the rounds the issue "The paper at full scale"
+#: asks the closing note for), where the profile has that many; a shorter one shows every round.
+TABLE_ROUNDS = (6, 8, 12, 16, 20, 24)
+
+
+def round_table(frame: pd.DataFrame, rounds: int, hue: str, seeds: int) -> tuple[pd.DataFrame, str]:
+    """Test accuracy (percent) of each ``hue`` level at a few pruning rounds of a profile of
+    ``rounds`` rounds and ``seeds`` seeds: mean and min-max over the seeds of ``frame``'s runs
+    (:func:`sweep_frame`, possibly partial), best first at the deepest round shown; and a
+    sentence naming the rounds not trained yet. A cell over fewer seeds says how many."""
+    wanted = [r for r in TABLE_ROUNDS if r <= rounds] if rounds >= TABLE_ROUNDS[0] else []
+    wanted = wanted or list(range(1, rounds + 1))
+    present = [r for r in wanted if r in set(frame["round"])]
+    missing = [r for r in wanted if r not in present]
+    later = f"Rounds {', '.join(map(str, missing))}: not trained yet." if missing else ""
+    if not present:
+        return pd.DataFrame(), later
+    part = frame[frame["round"].isin(present)]
+    stats = (
+        part.groupby([hue, "round"])
+        .agg(
+            mean=("test_accuracy", "mean"),
+            low=("test_accuracy", "min"),
+            high=("test_accuracy", "max"),
+            n=("seed", "nunique"),
+            remaining=("percent_remaining", "mean"),
+        )
+        .reset_index()
+    )
+    stats["cell"] = [
+        f"{100 * m:.2f} ({100 * lo:.2f}-{100 * hi:.2f})" + (f", {n} seeds" if n < seeds else "")
+        for m, lo, hi, n in zip(stats["mean"], stats["low"], stats["high"], stats["n"], strict=True)
+    ]
+    remaining = stats.groupby("round")["remaining"].mean()
+    table = stats.pivot(index=hue, columns="round", values="cell")
+    deepest = stats[stats["round"] == present[-1]].set_index(hue)["mean"]
+    table = table.loc[deepest.sort_values(ascending=False).index.union(table.index, sort=False)]
+    table.columns = [f"round {r} ({remaining[r]:.3g}%)" for r in table.columns]
+    return table.fillna("not yet").rename_axis(hue), later
 
 
 def late_stops(frame: pd.DataFrame, iterations: int, hue: str) -> str:

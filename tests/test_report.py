@@ -37,11 +37,17 @@ def test_coverage_and_the_target_section_show_what_exists(tmp_path):
     # a page at a shorter profile: the target's coverage, a figure, a status for the title
     page = resolve_settings("mid", "fc", ["large_final", "random"])
     figures = tmp_path / "figures"
-    text, figure = target_profile_section(
+    text, figure, table = target_profile_section(
         page, "smoke", store, hue="criterion", figures=figures, name="criteria"
     )
     assert text.startswith("**Smoke profile: rounds 0-1 of 2 for all 2 chains, 4 of 5 runs.**")
     assert figure is not None and (figures / "criteria_smoke.png").exists()
+    # a profile of 2 rounds tabulates both; round 2 exists for the first chain only
+    first, second = (c.criterion for c in target.chains())
+    assert [c.split(" (")[0] for c in table.columns] == ["round 1", "round 2"]
+    assert table.index[0] == first  # best first at the deepest round, where only it exists
+    assert table.loc[second, table.columns[1]] == "not yet"
+    assert table.loc[first, table.columns[1]] != "not yet"
     assert (figures / "criteria.status").read_text() == "smoke profile in progress: 4 of 5 runs"
     # once the target is complete, the status goes
     run_sweep(target.chains(), 2, **quiet)
@@ -50,7 +56,52 @@ def test_coverage_and_the_target_section_show_what_exists(tmp_path):
     # and a page at its target profile shows nothing more
     assert target_profile_section(
         page, "mid", store, hue="criterion", figures=figures, name="criteria"
-    ) == ("", None)
+    )[:2] == ("", None)
+
+
+def test_round_table_shows_the_issue_rounds_that_exist_with_their_seed_spread():
+    import pandas as pd
+
+    from lth.report import round_table
+
+    rows = [
+        {
+            "criterion": c,
+            "seed": seed,
+            "round": r,
+            "percent_remaining": 100 * 0.8**r,
+            "test_accuracy": base - 0.001 * r + 0.002 * seed,
+        }
+        for c, base in (("large_final", 0.98), ("random", 0.97))
+        for seed in (0, 1)
+        for r in range(1, 9)
+    ]
+    rows.append(
+        {
+            "criterion": "random",
+            "seed": 0,
+            "round": 12,
+            "percent_remaining": 6.87,
+            "test_accuracy": 0.99,
+        }
+    )
+    table, later = round_table(pd.DataFrame(rows), 24, "criterion", 2)
+    assert [c.split(" (")[0] for c in table.columns] == ["round 6", "round 8", "round 12"]
+    assert table.columns[0] == "round 6 (26.2%)"
+    # best first at the deepest round shown: random is the only one there, over one seed
+    assert list(table.index) == ["random", "large_final"]
+    assert table.loc["random", "round 12 (6.87%)"] == "99.00 (99.00-99.00), 1 seeds"
+    assert table.loc["large_final", "round 12 (6.87%)"] == "not yet"
+    assert table.loc["large_final", "round 6 (26.2%)"] == "97.50 (97.40-97.60)"
+    assert later == "Rounds 16, 20, 24: not trained yet."
+    # a short profile shows every round; nothing trained shows nothing
+    assert list(round_table(pd.DataFrame(rows), 3, "criterion", 2)[0].columns) == [
+        "round 1 (80%)",
+        "round 2 (64%)",
+        "round 3 (51.2%)",
+    ]
+    empty, later = round_table(pd.DataFrame(rows)[lambda f: f["round"] < 6], 24, "criterion", 2)
+    assert empty.empty and later.startswith("Rounds 6, 8, 12")
 
 
 def test_late_stops_count_the_runs_still_learning_in_the_last_tenth():
