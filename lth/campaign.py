@@ -206,6 +206,20 @@ def campaign_plan(targets: Sequence, store: RunStore, cache: StateCache) -> list
     return [target.plan(store, cache, rates) for target in targets]
 
 
+def target_status(store: RunStore, cache: StateCache | None = None) -> dict[str, str]:
+    """Each target's progress in a few words, by name, for the pages: ``waits for ...`` or
+    ``p of n runs`` (or ``records``)."""
+    plans = campaign_plan(TARGETS, store, cache or StateCache())
+    return {
+        plan.target.name: (
+            f"waits for {plan.waiting}"
+            if plan.waiting is not None
+            else f"{plan.present:,} of {plan.runs:,} {plan.unit}"
+        )
+        for plan in plans
+    }
+
+
 def run_campaign(
     targets: Sequence,
     deadline: float,

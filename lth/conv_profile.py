@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 from . import paper
 from .data import SPLITS
 from .nets import get_architecture
@@ -56,6 +58,41 @@ def dense_runs(store: RunStore, net: str, precision: str) -> list[dict] | None:
     ``precision``, or None while any is missing."""
     records = [store.get(Chain(net, seed, precision=precision).run_key(0)) for seed in SEEDS]
     return None if any(r is None for r in records) else records
+
+
+def dense_frames(store: RunStore, net: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The dense runs the rule reads that exist (``net``'s :data:`SEEDS` at the paper's length,
+    fp32 and bf16): one row per run (precision, seed, test accuracy in percent, early-stopping
+    iteration and its share of training, hours of training), and their validation-loss curves
+    (precision, seed, iteration, val_loss), from which the rule takes the length."""
+    runs, curves = [], []
+    protocol = PROTOCOLS[net]
+    for precision in ("fp32", "bf16"):
+        for seed in SEEDS:
+            record = store.get(Chain(net, seed, precision=precision).run_key(0))
+            if record is None:
+                continue
+            result, made = record["result"], record["provenance"]
+            runs.append(
+                {
+                    "precision": precision,
+                    "seed": seed,
+                    "test accuracy (%)": round(100 * result["test_accuracy"], 2),
+                    "early stop (iteration)": result["early_stop_iteration"],
+                    "early stop (% of training)": round(
+                        100 * result["early_stop_iteration"] / protocol.iterations, 1
+                    ),
+                    "training (h)": round(
+                        made["population_wall_time_s"] / made["population_size"] / 3600, 2
+                    ),
+                }
+            )
+            points = protocol.evaluation_points()
+            curves += [
+                {"precision": precision, "seed": seed, "iteration": i, "val_loss": loss}
+                for i, loss in zip(points, result["val_loss"], strict=True)
+            ]
+    return pd.DataFrame(runs), pd.DataFrame(curves)
 
 
 def choose_length(net: str, fp32: list[dict]) -> int:

@@ -26,6 +26,7 @@ from .report import (
     coverage,
     describe_runs,
     differences_markdown,
+    progress_section,
     ranking_and_claims,
     sweep_frame,
     table1_ours,
@@ -52,6 +53,7 @@ from .supermask_sweeps import (
 __all__ = [
     "Coverage",
     "coverage",
+    "progress_section",
     "target_profile_section",
     "target_settings",
     "CHECKPOINT_EVERY_S",

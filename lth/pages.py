@@ -86,6 +86,19 @@ PAGES: tuple[Page, ...] = (
         smoke={"criteria": ["large_final"], "rounds": 1, "iterations": 5},  # 300 CIFAR images
         figures=("criteria_conv2.png",),
     ),
+    # the other conv nets' Figure 3 at their chosen profile only: the page reads the store and
+    # trains nothing (the campaign makes its runs), so its smoke build is the "not yet run" page
+    *(
+        Page(
+            name=f"criteria_{net}",
+            notebook="criteria_conv",
+            title=f"Figure 3 on Conv{net[-1]} (CIFAR-10): mask criteria",
+            paper="Figure 3",
+            parameters={"net": net, "figure_name": f"criteria_{net}"},
+            target_profile="conv-fig3",
+        )
+        for net in ("conv4", "conv6")
+    ),
     Page(
         name="signs",
         notebook="signs",

@@ -219,6 +219,7 @@ KINDS: dict[str, Whole | Names | FileStem | Address] = {
     "profile": Names(lambda: PROFILES, "profile"),
     "net": Names(_networks, "network"),
     "nets": Names(_networks, "network", many=True),
+    "conv_net": Names(lambda: [n for n in _networks() if n.startswith("conv")], "conv network"),
     "criterion": Names(lambda: CRITERIA, "mask criterion"),
     "criteria": Names(lambda: CRITERIA, "mask criterion", many=True),
     "mask1": Names(lambda: MASK1_ACTIONS, "mask-1 action", many=True),

@@ -141,6 +141,44 @@ def accuracy_vs_remaining(
     return ax.figure
 
 
+def validation_curves(
+    curves: pd.DataFrame, runs: pd.DataFrame, length: int | None = None, title: str = ""
+) -> plt.Figure:
+    """The validation loss of dense runs against the iteration (``curves``: precision, seed,
+    iteration, val_loss), each run's early-stopping point (``runs``' "early stop (iteration)",
+    book/spec.md section 3) marked on its curve, and a chosen training ``length`` as a vertical
+    line (issue "The paper at full scale": the conv nets' Figure 3 length is read from here)."""
+    if curves.empty:
+        raise ValueError("nothing to plot: no validation curves")
+    figure, ax = plt.subplots(figsize=(9, 4.5))
+    palette = dict(zip(("fp32", "bf16"), sns.color_palette("tab10", 2), strict=True))
+    for (precision, seed), part in curves.groupby(["precision", "seed"], sort=False):
+        colour = palette.get(precision, "grey")
+        style = "-" if seed == curves["seed"].min() else "--"
+        ax.plot(
+            part["iteration"],
+            part["val_loss"],
+            color=colour,
+            linestyle=style,
+            linewidth=1.2,
+            label=f"{precision}, seed {seed}",
+        )
+        row = runs[(runs["precision"] == precision) & (runs["seed"] == seed)]
+        if not row.empty:
+            stop = int(row["early stop (iteration)"].iloc[0])
+            loss = part.set_index("iteration")["val_loss"].get(stop)
+            if loss is not None:
+                ax.plot([stop], [loss], marker="v", color=colour, markersize=8)
+    if length is not None:
+        ax.axvline(length, color="black", linewidth=1.2, label=f"chosen length ({length:,})")
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("validation loss")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return figure
+
+
 def gap_to(frame: pd.DataFrame, reference: str, hue: str = "criterion") -> pd.DataFrame:
     """``frame`` with ``gap_points``: each run's test accuracy minus that of the ``reference``
     curve's run of the same seed and round, in points. Runs of one seed share their initial

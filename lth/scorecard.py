@@ -16,15 +16,16 @@ from dataclasses import dataclass
 import pandas as pd
 
 from . import paper
-from .campaign import TARGETS, campaign_plan
-from .conv_profile import CONV_NETS
+from .campaign import target_status
+from .conv_profile import CONV_NETS, figure3_target
 from .criteria import CRITERIA
-from .pages import get_page
+from .pages import PAGES, get_page
 from .report import coverage, sweep_frame, table1_ours, target_settings
 from .specs import Settings, resolve_settings
-from .store import RunStore, StateCache
+from .store import RunStore
 from .supermask import TREATMENTS
 from .supermask_sweeps import table1_frames
+from .targets import Target
 from .verdicts import (
     INCONCLUSIVE,
     Comparison,
@@ -102,39 +103,70 @@ def _evidence(verdicts: Sequence[Verdict]) -> str:
 def pruning_lines(store: RunStore, profile: str | None = None) -> list[Line]:
     """The claims of each pruning page at its committed profile (or ``profile``) and, where it
     has begun, at its target profile (:func:`page_target`: the paper's, or the conv nets'
-    chosen one)."""
+    chosen one); and those of the pages of a chosen profile only (:data:`CHOSEN_PAGES`) once
+    it has begun."""
     lines = []
     for page, item, claims, hue in PRUNING_PAGES:
         base = page_settings(page, profile)
         target = page_target(page)
         chosen = None if base.profile == target else target_settings(base, target, store)
-        for settings in [base] + ([chosen] if isinstance(chosen, Settings) else []):
-            cov = coverage(settings, store)
-            frame = sweep_frame(settings.chains(), settings.rounds, store, partial=True)
-            if settings is not base and cov.complete < 2:
-                continue  # the target profile has not begun its pruned rounds
-            for claim in claims:
-                present = set(frame[hue]) if not frame.empty else set()
-                if frame.empty or claim.curves - present:
-                    absent = ", ".join(sorted(claim.curves - present))
-                    why = "no runs yet" if frame.empty else f"not run at this profile: {absent}"
-                    verdicts = [Verdict(INCONCLUSIVE, reason=why)]
-                    verdict = INCONCLUSIVE
-                else:
-                    verdicts = [judge(frame, part, hue) for part in claim.parts]
-                    verdict = combine(verdicts)
-                lines.append(
-                    Line(
-                        item,
-                        claim.text,
-                        "the ordering of its figure",
-                        _evidence(verdicts),
-                        settings.profile,
-                        cov.status().split(": ", 1)[1],
-                        verdict,
-                        page,
-                    )
-                )
+        lines += _claim_lines(base, store, item, claims, hue, page)
+        if isinstance(chosen, Settings):
+            lines += _claim_lines(chosen, store, item, claims, hue, page, begun_only=True)
+    for page, item in CHOSEN_PAGES:
+        chosen = figure3_target(get_page(page).parameters["net"], store)
+        if isinstance(chosen, Target):
+            claims = paper.FIGURE3_CLAIMS
+            lines += _claim_lines(chosen.settings[0], store, item, claims, "criterion", page, True)
+    return lines
+
+
+#: The pages of a conv net's Figure 3 at its chosen profile only (notebook ``criteria_conv``).
+CHOSEN_PAGES: tuple[tuple[str, str], ...] = tuple(
+    (page.name, f"Figure 3, {page.parameters['net'].capitalize()}")
+    for page in PAGES
+    if page.notebook == "criteria_conv"
+)
+
+
+def _claim_lines(
+    settings: Settings,
+    store: RunStore,
+    item: str,
+    claims: tuple[paper.Claim, ...],
+    hue: str,
+    page: str,
+    begun_only: bool = False,
+) -> list[Line]:
+    """One line per claim, judged on what exists of ``settings``' runs; none, with
+    ``begun_only``, until the first pruned round is complete for every chain."""
+    cov = coverage(settings, store)
+    if begun_only and cov.complete < 2:
+        return []
+    frame = sweep_frame(settings.chains(), settings.rounds, store, partial=True)
+    lines = []
+    for claim in claims:
+        present = set(frame[hue]) if not frame.empty else set()
+        if frame.empty or claim.curves - present:
+            absent = ", ".join(sorted(claim.curves - present))
+            why = "no runs yet" if frame.empty else f"not run at this profile: {absent}"
+            verdicts = [Verdict(INCONCLUSIVE, reason=why)]
+            verdict = INCONCLUSIVE
+        else:
+            verdicts = [judge(frame, part, hue) for part in claim.parts]
+            verdict = combine(verdicts)
+        lines.append(
+            Line(
+                item,
+                claim.text,
+                "the ordering of its figure",
+                _evidence(verdicts),
+                settings.profile,
+                cov.status().split(": ", 1)[1],
+                verdict,
+                page,
+            )
+        )
     return lines
 
 
@@ -373,14 +405,7 @@ def not_yet_run(store: RunStore) -> list[str]:
                 "(`python -m lth campaign`) trains the rest; until then the verdicts above "
                 "come from the shorter committed profile (and from what exists of this one)."
             )
-    plans = {p.target.name: p for p in campaign_plan(TARGETS, store, StateCache())}
-
-    def status(name: str) -> str:
-        plan = plans[name]
-        if plan.waiting is not None:
-            return f"waits for {plan.waiting}"
-        return f"{plan.present:,} of {plan.runs:,} {plan.unit}"
-
+    status = target_status(store).__getitem__
     for net in CONV_NETS:
         name = net.capitalize()
         if table1_frames(net, store) is None:

@@ -3,23 +3,37 @@ points and precision check at the paper's length, within a fixed budget."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from lth import conv_profile
 from lth.campaign import TARGETS, campaign_plan
-from lth.paper import FIGURE3_CRITERIA
+from lth.paper import FIGURE3_CLAIMS, FIGURE3_CRITERIA
 from lth.specs import Chain
 from lth.store import RunStore, StateCache
 from lth.targets import Target
+from lth.train import PROTOCOLS
 
 
 def put_dense(store: RunStore, net: str, precision: str, early_stops, accuracies) -> None:
     """Dense records of ``net``'s seeds 0 and 1 at the paper's length, with just what the rule
-    reads."""
+    and the pages read."""
+    points = PROTOCOLS[net].evaluation_points()
     for seed, (stop, acc) in enumerate(zip(early_stops, accuracies, strict=True)):
-        key = Chain(net, seed, precision=precision).run_key(0)
-        result = {"early_stop_iteration": stop, "test_accuracy": acc, "n_test": 10_000}
-        store.put(key, {"key": key, "spec": {}, "result": result, "provenance": {}})
+        chain = Chain(net, seed, precision=precision)
+        key = chain.run_key(0)
+        result = {
+            "early_stop_iteration": stop,
+            "test_accuracy": acc,
+            "final_test_accuracy": acc,
+            "best_val_loss": 1.0,
+            "percent_remaining": 100.0,
+            "n_test": 10_000,
+            "val_loss": [1.0 + abs(i - stop) / 10_000 for i in points],
+        }
+        made = {"population_wall_time_s": 7200.0, "population_size": 2}
+        store.put(key, {"key": key, "spec": {}, "result": result, "provenance": made})
 
 
 def test_the_length_is_whole_epochs_past_one_and_a_half_times_the_latest_early_stop():
@@ -98,3 +112,53 @@ def test_conv_fig3_is_a_target_profile_only_resolved_from_the_records(tmp_path):
     put_dense(store, "conv2", "bf16", (3_100, 4_000), (0.685, 0.689))
     chosen = target_settings(page, "conv-fig3", store)
     assert chosen.criteria == tuple(FIGURE3_CRITERIA) and chosen.iterations == 6_750
+
+
+def test_a_conv_figure3_page_draws_what_exists_and_the_scorecard_judges_it_once_begun(tmp_path):
+    from lth.plots import validation_curves
+    from lth.report import progress_section
+    from lth.scorecard import pruning_lines
+
+    store, figures = RunStore(tmp_path / "runs"), tmp_path / "figures"
+    runs, curves = conv_profile.dense_frames(store, "conv4")
+    assert runs.empty and curves.empty
+    waiting = conv_profile.figure3_target("conv4", store)
+    text, figure, table = progress_section(
+        waiting, "conv-fig3", store, hue="criterion", figures=figures, name="criteria_conv4"
+    )
+    assert "not begun; it waits for conv4-dense and conv4-dense-bf16" in text and figure is None
+    assert (figures / "criteria_conv4.status").read_text() == "conv-fig3 profile not begun"
+
+    put_dense(store, "conv4", "fp32", (3_000, 4_100), (0.740, 0.750))
+    runs, curves = conv_profile.dense_frames(store, "conv4")
+    assert list(runs["precision"]) == ["fp32", "fp32"] and runs["training (h)"].tolist() == [1, 1]
+    assert runs["early stop (% of training)"].tolist() == [11.8, 16.1]  # of 25,500
+    assert len(curves) == 2 * len(PROTOCOLS["conv4"].evaluation_points())
+    put_dense(store, "conv4", "bf16", (3_100, 4_000), (0.745, 0.748))
+    settings = conv_profile.figure3_target("conv4", store).settings[0]
+    figure = validation_curves(*conv_profile.dense_frames(store, "conv4")[::-1], 6_750)
+    assert len(figure.axes[0].lines) == 4 + 4 + 1  # 4 curves, their early stops, the length
+    assert not [line for line in pruning_lines(store) if line.item == "Figure 3, Conv4"]
+
+    # rounds 0 (its own dense runs, at the chosen length) and 1 of every chain: the scorecard
+    # judges them, the page tabulates them
+    for (i, chain), r in itertools.product(enumerate(settings.chains()), (0, 1)):
+        key = chain.run_key(r)
+        result = {
+            "percent_remaining": 88.0 if r else 100.0,
+            "test_accuracy": 0.70 + 0.001 * i,
+            "early_stop_iteration": 2_000,
+            "final_test_accuracy": 0.70,
+            "best_val_loss": 1.0,
+            "n_test": 10_000,
+        }
+        store.put(key, {"key": key, "spec": {}, "result": result, "provenance": {}})
+    text, figure, table = progress_section(
+        settings, "conv-fig3", store, hue="criterion", figures=figures, name="criteria_conv4"
+    )
+    assert "The rule of `lth.conv_profile` chose 6,750 iterations (dense early stop" in text
+    assert figure is not None and (figures / "criteria_conv4_conv-fig3.png").exists()
+    assert list(table.columns)[0] == "round 1 (88%)" and len(table) == len(FIGURE3_CRITERIA)
+    lines = [line for line in pruning_lines(store) if line.item == "Figure 3, Conv4"]
+    assert len(lines) == len(FIGURE3_CLAIMS) and {line.profile for line in lines} == {"conv-fig3"}
+    assert {line.page for line in lines} == {"criteria_conv4"}
