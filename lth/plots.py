@@ -179,6 +179,64 @@ def validation_curves(
     return figure
 
 
+#: Figure 7's headline curves (book/spec.md section 8): the sign-keeping criteria, drawn strong.
+FIGURE7_HEADLINE = ("large_final_same_sign", "magnitude_increase_same_sign")
+
+
+def figure7(
+    untrained: pd.DataFrame, dense_accuracy: float, learned_dwr: pd.Series, title: str
+) -> plt.Figure:
+    """Figure 7 (book/spec.md section 8): the untrained supermasks' test accuracy against the
+    percent of weights remaining, one panel per treatment (init weights, signed constants),
+    the :data:`FIGURE7_HEADLINE` criteria strong; chance, the trained dense networks' mean
+    ``dense_accuracy`` (a fraction) and the learned supermasks with DWR (``learned_dwr``: mean
+    test accuracy by weights, possibly empty) as horizontal lines."""
+    figure, axes = plt.subplots(1, 2, figsize=(15, 5.5), sharey=True)
+    panels = (("init", "init weights"), ("signed_constant", "signed constant"))
+    for ax, (treatment, label) in zip(axes, panels, strict=True):
+        part = untrained[untrained["treatment"] == treatment]
+        if part.empty:  # what exists of a campaign target may lack a treatment yet
+            ax.text(0.5, 0.5, "no records yet", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(label)
+            continue
+        accuracy_vs_remaining(
+            part,
+            hue="criterion",
+            emphasis=FIGURE7_HEADLINE,
+            ax=ax,
+            reference=10.0,
+            reference_label="chance (10%)",
+        )
+        ax.axhline(100 * dense_accuracy, color="black", linewidth=1, label="trained dense network")
+        if treatment in learned_dwr:
+            ax.axhline(
+                100 * learned_dwr[treatment],
+                color="black",
+                linestyle="--",
+                linewidth=1.5,
+                label=f"learned supermask + DWR ({label})",
+            )
+        ax.set_ylabel("test accuracy without training (%)")
+        kept = "w_i" if treatment == "init" else "sigma_L x sign(w_i)"
+        ax.set_title(f"{label}: the kept weights are {kept}")
+    for ax in axes:  # one legend, outside the right-hand axes
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    handles, labels = next(
+        (ax.get_legend_handles_labels() for ax in axes[::-1] if ax.lines), ([], [])
+    )
+    axes[1].legend(
+        handles,
+        labels,
+        fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+    )
+    figure.suptitle(title)
+    return figure
+
+
 def gap_to(frame: pd.DataFrame, reference: str, hue: str = "criterion") -> pd.DataFrame:
     """``frame`` with ``gap_points``: each run's test accuracy minus that of the ``reference``
     curve's run of the same seed and round, in points. Runs of one seed share their initial

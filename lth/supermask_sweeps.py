@@ -146,23 +146,48 @@ def untrained_supermask_sweep(
             t0 = time.perf_counter()
             _evaluate_untrained(arch, state, dense_key, criterion, group, specs, data, store)
             pace = time.perf_counter() - t0
-        dense_result = store.get(dense_key)["result"]
-        for (c, t), spec in specs.items():
-            record = store.get(spec_key(spec))
-            for level in record["result"]["levels"]:
-                rows.append(
-                    {
-                        "net": settings.net,
-                        "seed": chain.seed,
-                        "criterion": c,
-                        "treatment": t,
-                        **level,
-                        "n_test": record["result"]["n_test"],
-                        "dense_test_accuracy": dense_result["test_accuracy"],
-                        "dense_iterations": chain.protocol.iterations,
-                    }
-                )
+        rows += _untrained_rows(settings.net, chain, specs, store)
     return pd.DataFrame(rows)
+
+
+def _untrained_rows(net: str, chain: Chain, specs: dict, store: RunStore) -> list[dict]:
+    """One row per level of each untrained-supermask record of ``specs`` (by (criterion,
+    treatment)) of the dense run ``chain`` that ``store`` holds; missing ones are skipped."""
+    dense = store.get(chain.run_key(0))
+    rows = []
+    for (c, t), spec in specs.items():
+        record = store.get(spec_key(spec))
+        if record is None or dense is None:
+            continue
+        for level in record["result"]["levels"]:
+            rows.append(
+                {
+                    "net": net,
+                    "seed": chain.seed,
+                    "criterion": c,
+                    "treatment": t,
+                    **level,
+                    "n_test": record["result"]["n_test"],
+                    "dense_test_accuracy": dense["result"]["test_accuracy"],
+                    "dense_iterations": chain.protocol.iterations,
+                }
+            )
+    return rows
+
+
+def figure7_so_far(net: str, store: RunStore) -> tuple[pd.DataFrame, int, int]:
+    """What exists of ``net``'s Figure 7 at :func:`table1_runs`' settings (the campaign's
+    ``<net>-supermask-untrained``), read from ``store`` (nothing is trained or evaluated): the
+    rows of :func:`untrained_supermask_sweep` for the records present, with how many records
+    there are and how many are wanted."""
+    settings, _ = table1_runs(net)
+    rows, present, wanted = [], 0, 0
+    for chain in dense_chains(settings):
+        specs = untrained_specs(settings, chain)
+        present += sum(spec_key(spec) in store for spec in specs.values())
+        wanted += len(specs)
+        rows += _untrained_rows(net, chain, specs, store)
+    return pd.DataFrame(rows), present, wanted
 
 
 def _evaluate_untrained(arch, state, dense_key, criterion, group, specs, data, store) -> None:

@@ -238,3 +238,32 @@ def test_figure7_levels_every_level_on_fc_every_other_off_the_headline_on_conv_n
             assert sm.figure7_levels(net, c) == (
                 sm.SUPERMASK_LEVELS if headline else tuple(range(0, 25, 2))
             )
+
+
+def test_figure7_so_far_draws_the_conv_records_that_exist_and_trains_nothing(tmp_path):
+    import pandas as pd
+
+    from lth.plots import figure7
+    from lth.store import RunStore, spec_key
+    from lth.supermask_sweeps import dense_chains, figure7_so_far, table1_runs, untrained_specs
+
+    store = RunStore(tmp_path / "runs")
+    frame, present, wanted = figure7_so_far("conv2", store)
+    assert frame.empty and (present, wanted) == (0, 2 * 13 * 2)  # 2 seeds, 13 criteria x 2
+    settings, _ = table1_runs("conv2")
+    chain = dense_chains(settings)[0]
+    spec = untrained_specs(settings, chain)[("large_final_same_sign", "init")]
+    levels = [{"k": k, "percent_remaining": 100 * 0.9**k, "test_accuracy": 0.3} for k in range(25)]
+    record = {"levels": levels, "n_test": 10_000}
+    store.put(spec_key(spec), {"key": spec_key(spec), "spec": spec, "result": record})
+    assert figure7_so_far("conv2", store)[0].empty  # its dense record is not there yet
+    dense = {"test_accuracy": 0.70}
+    store.put(chain.run_key(0), {"key": chain.run_key(0), "spec": {}, "result": dense})
+    frame, present, wanted = figure7_so_far("conv2", store)
+    assert (present, wanted) == (1, 52) and len(frame) == 25
+    assert set(frame["criterion"]) == {"large_final_same_sign"} and set(frame["seed"]) == {0}
+    assert frame["dense_iterations"].iloc[0] == 20_250  # the paper's length
+    # the figure draws one treatment so far; the other panel says so
+    figure = figure7(frame, 0.70, pd.Series(dtype=float), "so far")
+    assert [t.get_text() for t in figure.axes[1].texts] == ["no records yet"]
+    assert figure.axes[1].get_legend() is not None
