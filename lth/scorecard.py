@@ -393,8 +393,14 @@ def not_yet_run(store: RunStore) -> list[str]:
     """What of the paper the book does not test yet, and why, as Markdown bullets: computed
     from the store (coverage of the paper's protocol), not written by hand."""
     lines = []
-    for page, item, _, _ in PRUNING_PAGES:
-        target = target_settings(page_settings(page), page_target(page), store)
+    targets = [
+        (item, target_settings(page_settings(page), page_target(page), store))
+        for page, item, _, _ in PRUNING_PAGES
+    ]
+    for page, item in CHOSEN_PAGES:
+        chosen = figure3_target(get_page(page).parameters["net"], store)
+        targets.append((item, chosen.settings[0] if isinstance(chosen, Target) else chosen))
+    for item, target in targets:
         if isinstance(target, str):
             continue  # a chosen profile not begun: the conv nets' lines below say what it waits for
         cov = coverage(target, store)
@@ -403,7 +409,8 @@ def not_yet_run(store: RunStore) -> list[str]:
             lines.append(
                 f"- **{item} at {protocol}**: {cov.status()}. The campaign "
                 "(`python -m lth campaign`) trains the rest; until then the verdicts above "
-                "come from the shorter committed profile (and from what exists of this one)."
+                "come from the shorter committed profile, where the page has one (and from what "
+                "exists of this one)."
             )
     status = target_status(store).__getitem__
     for net in CONV_NETS:
@@ -416,10 +423,11 @@ def not_yet_run(store: RunStore) -> list[str]:
                 f"untrained supermasks {status(f'{net}-supermask-untrained')}; learned "
                 f"supermasks {status(f'{net}-supermask-learned')}."
             )
-        lines.append(
-            f"- **Figure 3 on {name}**: at the profile `lth.conv_profile` chooses from its dense "
-            f"runs; {status(f'{net}-fig3')}."
-        )
+        if isinstance(figure3_target(net, store), str):  # once chosen, its coverage is above
+            lines.append(
+                f"- **[Figure 3 on {name}](criteria_{net}.ipynb)**: at the profile "
+                f"`lth.conv_profile` chooses from its dense runs; {status(f'{net}-fig3')}."
+            )
     if table1_frames("conv6", store) is None:
         lines.append(
             "- **The abstract's 41% on CIFAR-10** (large_final_same_sign with signed constants; "

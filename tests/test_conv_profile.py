@@ -117,7 +117,7 @@ def test_conv_fig3_is_a_target_profile_only_resolved_from_the_records(tmp_path):
 def test_a_conv_figure3_page_draws_what_exists_and_the_scorecard_judges_it_once_begun(tmp_path):
     from lth.plots import validation_curves
     from lth.report import progress_section
-    from lth.scorecard import pruning_lines
+    from lth.scorecard import not_yet_run, pruning_lines
 
     store, figures = RunStore(tmp_path / "runs"), tmp_path / "figures"
     runs, curves = conv_profile.dense_frames(store, "conv4")
@@ -162,3 +162,7 @@ def test_a_conv_figure3_page_draws_what_exists_and_the_scorecard_judges_it_once_
     lines = [line for line in pruning_lines(store) if line.item == "Figure 3, Conv4"]
     assert len(lines) == len(FIGURE3_CLAIMS) and {line.profile for line in lines} == {"conv-fig3"}
     assert {line.page for line in lines} == {"criteria_conv4"}
+    # what is not yet run: the chosen profile's coverage, no longer what it waits for
+    text = "\n".join(not_yet_run(store))
+    assert "- **Figure 3, Conv4 at its target profile**: conv-fig3 profile: rounds 0-1 of" in text
+    assert "[Figure 3 on Conv4]" not in text and "[Figure 3 on Conv6]" in text
