@@ -425,7 +425,7 @@ def not_yet_run(store: RunStore) -> list[str]:
             )
         if isinstance(figure3_target(net, store), str):  # once chosen, its coverage is above
             lines.append(
-                f"- **[Figure 3 on {name}](criteria_{net}.ipynb)**: at the profile "
+                f"- **[Figure 3 on {name}](criteria_{net}.html)**: at the profile "
                 f"`lth.conv_profile` chooses from its dense runs; {status(f'{net}-fig3')}."
             )
     if table1_frames("conv6", store) is None:

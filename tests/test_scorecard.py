@@ -110,7 +110,7 @@ def test_the_conv_columns_wait_for_the_campaign_and_say_what_it_still_makes(tmp_
     text = "\n".join(not_yet_run(store))
     for net in ("Conv2", "Conv4", "Conv6"):
         assert f"**Table 1, {net} column**" in text
-        assert f"**[Figure 3 on {net}](criteria_{net.lower()}.ipynb)**: at the profile" in text
+        assert f"**[Figure 3 on {net}](criteria_{net.lower()}.html)**: at the profile" in text
     assert "the paper's length 0 of 2 runs; untrained supermasks waits for conv2-dense" in text
     assert "learned supermasks 0 of 4 runs" in text and "The abstract's 41% on CIFAR-10" in text
 
