@@ -392,7 +392,6 @@ def _train_round(context: _Round, members: dict[str, Chain], r: int, states: dic
     checkpoint = population_checkpoint(
         cache, list(members), context.checkpoint_every_s, context.deadline
     )
-    t0 = time.perf_counter()
     result = train_population(
         pop,
         data,
@@ -404,7 +403,7 @@ def _train_round(context: _Round, members: dict[str, Chain], r: int, states: dic
         checkpoint=checkpoint,
         sparse=[chain.sparse_plan(r) for chain in members.values()],
     )
-    wall = time.perf_counter() - t0
+    wall = checkpoint.elapsed_s()  # every sitting's training, if it was resumed
     checkpoint.path.with_suffix(".json").unlink(missing_ok=True)  # its members file
     new_states = {}
     for i, (key, chain) in enumerate(members.items()):

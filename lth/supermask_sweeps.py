@@ -266,11 +266,10 @@ def learned_supermask_sweep(
         data = dataset_on(data, torch.device(device))
         population = [spec_key(run.spec()) for run in missing]
         checkpoint = population_checkpoint(cache, population, checkpoint_every_s, deadline)
-        t0 = time.perf_counter()
         res = train_learned_supermasks(
             missing, data, device=device, progress=progress, checkpoint=checkpoint
         )
-        wall = time.perf_counter() - t0
+        wall = checkpoint.elapsed_s()  # every sitting's training, if it was resumed
         checkpoint.path.with_suffix(".json").unlink(missing_ok=True)  # its members file
         layers = [layer.name for layer in get_architecture(missing[0].net).layers]
         for i, run in enumerate(missing):

@@ -29,7 +29,7 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -183,14 +183,24 @@ class Checkpoint:
     point after ``deadline`` (a ``time.time()`` value), where training then stops with
     :class:`DeadlineReached`. A saved state is resumed only by a population with the same
     ``fingerprint`` (its members and protocol); resuming gives, bit for bit, what training
-    without a stop would have. The file is removed when training completes."""
+    without a stop would have. The file is removed when training completes.
+
+    It also keeps the training time of earlier sittings: each save holds the seconds trained so
+    far, and :meth:`elapsed_s` (after :meth:`load`) is the population's whole training time,
+    which its records state (``provenance.population_wall_time_s``), not only the last
+    sitting's."""
 
     path: Path
     fingerprint: str
     every_s: float = 300.0
     deadline: float | None = None
+    _before_s: float = field(default=0.0, init=False, repr=False)
+    _started: float = field(default_factory=time.perf_counter, init=False, repr=False)
 
     def load(self) -> dict | None:
+        """The saved state of this population, or None; the clock of :meth:`elapsed_s` starts
+        here, from the seconds the saved state had trained (0 without one)."""
+        self._before_s, self._started = 0.0, time.perf_counter()
         try:
             state = torch.load(self.path, weights_only=True)
         except FileNotFoundError:
@@ -198,7 +208,14 @@ class Checkpoint:
         except Exception:  # a damaged checkpoint costs only the time since the last one
             self.path.unlink(missing_ok=True)
             return None
-        return state if state.get("fingerprint") == self.fingerprint else None
+        if state.get("fingerprint") != self.fingerprint:
+            return None
+        self._before_s = float(state.get("elapsed_s", 0.0))  # none in checkpoints before it
+        return state
+
+    def elapsed_s(self) -> float:
+        """Seconds of training of this population: earlier sittings' and this one's."""
+        return self._before_s + time.perf_counter() - self._started
 
     def maybe_save(self, save: Callable[[], None], last_save: float) -> tuple[float, bool]:
         """At a point where training may stop: call ``save`` if ``every_s`` seconds have passed
@@ -216,7 +233,8 @@ class Checkpoint:
             name: [t.detach().cpu().clone() for t in v] if isinstance(v, list) else v
             for name, v in state.items()
         }
-        atomic_write(self.path, lambda f: torch.save({**cpu, "fingerprint": self.fingerprint}, f))
+        cpu |= {"fingerprint": self.fingerprint, "elapsed_s": self.elapsed_s()}
+        atomic_write(self.path, lambda f: torch.save(cpu, f))
 
 
 def train_population(

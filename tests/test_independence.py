@@ -125,18 +125,24 @@ def test_training_stopped_at_deadlines_and_resumed_equals_training_without_stops
     protocol = Protocol(iterations=ITERATIONS, eval_every=50)
     whole = train_population(_members("fc", seeds), tiny_data, protocol, seeds, precision=precision)
     checkpoint = Checkpoint(tmp_path / "ckpt.pt", "population-a", deadline=time.time())
-    stops = []
+    stops, sittings = [], []
     for attempt in range(3):
         checkpoint.deadline = time.time() if attempt < 2 else None  # two sessions stop early
+        began = time.perf_counter()
         try:
             resumed = train_population(
                 _members("fc", seeds), tiny_data, protocol, seeds, precision=precision,
                 checkpoint=checkpoint,
             )  # fmt: skip
+            elapsed = checkpoint.elapsed_s()
+            sittings.append(time.perf_counter() - began)
             break
         except DeadlineReached as stop:
+            sittings.append(time.perf_counter() - began)
             stops.append(str(stop))
     assert stops == ["training: stopped at iteration 50", "training: stopped at iteration 100"]
+    # the training time the records state is every sitting's, not only the last one's
+    assert sittings[-1] < elapsed <= sum(sittings)
     assert not checkpoint.path.exists()  # removed once training completed
     for i in range(len(seeds)):
         _assert_member_equal(whole, i, resumed, i)
