@@ -94,7 +94,7 @@ PAGES: tuple[Page, ...] = (
             notebook="criteria_conv",
             title=f"Figure 3 on Conv{net[-1]} (CIFAR-10): mask criteria",
             paper="Figure 3",
-            parameters={"net": net, "figure_name": f"criteria_{net}"},
+            parameters={"net": net},  # its figures: criteria_<net>_... (the page's name)
             target_profile="conv-fig3",
         )
         for net in ("conv4", "conv6")

@@ -216,7 +216,8 @@ def progress_section(
         + " The campaign (`python -m lth campaign`) trains the rest, a sitting at a time."
         + (
             "\n\nThe table under the figure: test accuracy at early stopping (%), mean and "
-            "min-max over seeds, at a few rounds (percent of weights remaining in the headers). "
+            "min-max over seeds, by round (percent of weights remaining in the headers), best "
+            "first at the deepest round every curve has reached with all its seeds. "
             if not table.empty
             else "\n\n"
         )
@@ -243,14 +244,22 @@ TABLE_ROUNDS = (6, 8, 12, 16, 20, 24)
 
 def round_table(frame: pd.DataFrame, rounds: int, hue: str, seeds: int) -> tuple[pd.DataFrame, str]:
     """Test accuracy (percent) of each ``hue`` level at a few pruning rounds of a profile of
-    ``rounds`` rounds and ``seeds`` seeds: mean and min-max over the seeds of ``frame``'s runs
-    (:func:`sweep_frame`, possibly partial), best first at the deepest round shown; and a
-    sentence naming the rounds not trained yet. A cell over fewer seeds says how many."""
-    wanted = [r for r in TABLE_ROUNDS if r <= rounds] if rounds >= TABLE_ROUNDS[0] else []
-    wanted = wanted or list(range(1, rounds + 1))
+    ``rounds`` rounds and ``seeds`` seeds (:data:`TABLE_ROUNDS` and the profile's last round;
+    every round of a profile shorter than the first of them): mean and min-max over the seeds
+    of ``frame``'s runs (:func:`sweep_frame`, possibly partial), best first at the deepest round
+    shown where every level has all its seeds; and a sentence naming the rounds not trained
+    yet. A cell over fewer seeds says how many."""
+    if rounds >= TABLE_ROUNDS[0]:
+        wanted = sorted({r for r in TABLE_ROUNDS if r <= rounds} | {rounds})
+    else:
+        wanted = list(range(1, rounds + 1))
     present = [r for r in wanted if r in set(frame["round"])]
     missing = [r for r in wanted if r not in present]
-    later = f"Rounds {', '.join(map(str, missing))}: not trained yet." if missing else ""
+    later = (
+        f"Round{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}: not trained yet."
+        if missing
+        else ""
+    )
     if not present:
         return pd.DataFrame(), later
     part = frame[frame["round"].isin(present)]
@@ -266,13 +275,17 @@ def round_table(frame: pd.DataFrame, rounds: int, hue: str, seeds: int) -> tuple
         .reset_index()
     )
     stats["cell"] = [
-        f"{100 * m:.2f} ({100 * lo:.2f}-{100 * hi:.2f})" + (f", {n} seeds" if n < seeds else "")
+        f"{100 * m:.2f} ({100 * lo:.2f}-{100 * hi:.2f})"
+        + (f", {n} seed{'s' if n > 1 else ''}" if n < seeds else "")
         for m, lo, hi, n in zip(stats["mean"], stats["low"], stats["high"], stats["n"], strict=True)
     ]
     remaining = stats.groupby("round")["remaining"].mean()
     table = stats.pivot(index=hue, columns="round", values="cell")
-    deepest = stats[stats["round"] == present[-1]].set_index(hue)["mean"]
-    table = table.loc[deepest.sort_values(ascending=False).index.union(table.index, sort=False)]
+    levels = stats[hue].nunique()
+    full = [r for r in present if ((stats["round"] == r) & (stats["n"] == seeds)).sum() == levels]
+    by = full[-1] if full else present[-1]  # compare like with like: every level, every seed
+    order = stats[stats["round"] == by].set_index(hue)["mean"].sort_values(ascending=False)
+    table = table.loc[order.index.union(table.index, sort=False)]
     table.columns = [f"round {r} ({remaining[r]:.3g}%)" for r in table.columns]
     return table.fillna("not yet").rename_axis(hue), later
 

@@ -138,12 +138,16 @@ def _claim_lines(
     page: str,
     begun_only: bool = False,
 ) -> list[Line]:
-    """One line per claim, judged on what exists of ``settings``' runs; none, with
-    ``begun_only``, until the first pruned round is complete for every chain."""
+    """One line per claim, judged on what exists of ``settings``' runs; with ``begun_only`` (a
+    profile the campaign is still building), none until the first pruned round is complete for
+    every chain, then on the rounds complete for every chain (a chain a sitting ahead of the
+    others would compare its curve at levels the others have not reached)."""
     cov = coverage(settings, store)
     if begun_only and cov.complete < 2:
         return []
     frame = sweep_frame(settings.chains(), settings.rounds, store, partial=True)
+    if begun_only:
+        frame = frame[frame["round"] < cov.complete]
     lines = []
     for claim in claims:
         present = set(frame[hue]) if not frame.empty else set()
@@ -394,20 +398,20 @@ def not_yet_run(store: RunStore) -> list[str]:
     from the store (coverage of the paper's protocol), not written by hand."""
     lines = []
     targets = [
-        (item, target_settings(page_settings(page), page_target(page), store))
+        (item, page, target_settings(page_settings(page), page_target(page), store))
         for page, item, _, _ in PRUNING_PAGES
     ]
     for page, item in CHOSEN_PAGES:
         chosen = figure3_target(get_page(page).parameters["net"], store)
-        targets.append((item, chosen.settings[0] if isinstance(chosen, Target) else chosen))
-    for item, target in targets:
+        targets.append((item, page, chosen.settings[0] if isinstance(chosen, Target) else chosen))
+    for item, page, target in targets:
         if isinstance(target, str):
             continue  # a chosen profile not begun: the conv nets' lines below say what it waits for
         cov = coverage(target, store)
         if not cov.done:
             protocol = "the paper's protocol" if target.profile == "paper" else "its target profile"
             lines.append(
-                f"- **{item} at {protocol}**: {cov.status()}. The campaign "
+                f"- **[{item}]({page}.html) at {protocol}**: {cov.status()}. The campaign "
                 "(`python -m lth campaign`) trains the rest; until then the verdicts above "
                 "come from the shorter committed profile, where the page has one (and from what "
                 "exists of this one)."

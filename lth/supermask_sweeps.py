@@ -146,18 +146,24 @@ def untrained_supermask_sweep(
             t0 = time.perf_counter()
             _evaluate_untrained(arch, state, dense_key, criterion, group, specs, data, store)
             pace = time.perf_counter() - t0
-        rows += _untrained_rows(settings.net, chain, specs, store)
+        rows += _untrained_rows(settings.net, chain, specs, store, strict=True)
     return pd.DataFrame(rows)
 
 
-def _untrained_rows(net: str, chain: Chain, specs: dict, store: RunStore) -> list[dict]:
+def _untrained_rows(
+    net: str, chain: Chain, specs: dict, store: RunStore, strict: bool = False
+) -> list[dict]:
     """One row per level of each untrained-supermask record of ``specs`` (by (criterion,
-    treatment)) of the dense run ``chain`` that ``store`` holds; missing ones are skipped."""
+    treatment)) of the dense run ``chain`` that ``store`` holds; a missing record (or dense
+    record) is skipped, or with ``strict`` a KeyError."""
     dense = store.get(chain.run_key(0))
     rows = []
     for (c, t), spec in specs.items():
         record = store.get(spec_key(spec))
         if record is None or dense is None:
+            if strict:
+                missing = spec_key(spec) if dense is not None else chain.run_key(0)
+                raise KeyError(f"record {missing} of {chain} is not in the store")
             continue
         for level in record["result"]["levels"]:
             rows.append(
@@ -184,7 +190,8 @@ def figure7_so_far(net: str, store: RunStore) -> tuple[pd.DataFrame, int, int]:
     rows, present, wanted = [], 0, 0
     for chain in dense_chains(settings):
         specs = untrained_specs(settings, chain)
-        present += sum(spec_key(spec) in store for spec in specs.values())
+        if chain.run_key(0) in store:  # records drawn: those whose dense record is there too
+            present += sum(spec_key(spec) in store for spec in specs.values())
         wanted += len(specs)
         rows += _untrained_rows(net, chain, specs, store)
     return pd.DataFrame(rows), present, wanted

@@ -4,6 +4,7 @@ points and precision check at the paper's length, within a fixed budget."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,8 @@ from lth.specs import Chain
 from lth.store import RunStore, StateCache
 from lth.targets import Target
 from lth.train import PROTOCOLS
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def put_dense(store: RunStore, net: str, precision: str, early_stops, accuracies) -> None:
@@ -34,6 +37,21 @@ def put_dense(store: RunStore, net: str, precision: str, early_stops, accuracies
         }
         made = {"population_wall_time_s": 7200.0, "population_size": 2}
         store.put(key, {"key": key, "spec": {}, "result": result, "provenance": made})
+
+
+def put_rounds(store: RunStore, settings, rounds) -> None:
+    """Records of ``rounds`` of every chain of ``settings``, with what the pages read."""
+    for (i, chain), r in itertools.product(enumerate(settings.chains()), rounds):
+        key = chain.run_key(r)
+        result = {
+            "percent_remaining": 100 * 0.88**r,
+            "test_accuracy": 0.70 + 0.001 * i,
+            "early_stop_iteration": 2_000,
+            "final_test_accuracy": 0.70,
+            "best_val_loss": 1.0,
+            "n_test": 10_000,
+        }
+        store.put(key, {"key": key, "spec": {}, "result": result, "provenance": {}})
 
 
 def test_the_length_is_whole_epochs_past_one_and_a_half_times_the_latest_early_stop():
@@ -142,17 +160,7 @@ def test_a_conv_figure3_page_draws_what_exists_and_the_scorecard_judges_it_once_
 
     # rounds 0 (its own dense runs, at the chosen length) and 1 of every chain: the scorecard
     # judges them, the page tabulates them
-    for (i, chain), r in itertools.product(enumerate(settings.chains()), (0, 1)):
-        key = chain.run_key(r)
-        result = {
-            "percent_remaining": 88.0 if r else 100.0,
-            "test_accuracy": 0.70 + 0.001 * i,
-            "early_stop_iteration": 2_000,
-            "final_test_accuracy": 0.70,
-            "best_val_loss": 1.0,
-            "n_test": 10_000,
-        }
-        store.put(key, {"key": key, "spec": {}, "result": result, "provenance": {}})
+    put_rounds(store, settings, (0, 1))
     text, figure, table = progress_section(
         settings, "conv-fig3", store, hue="criterion", figures=figures, name="criteria_conv4"
     )
@@ -164,5 +172,45 @@ def test_a_conv_figure3_page_draws_what_exists_and_the_scorecard_judges_it_once_
     assert {line.page for line in lines} == {"criteria_conv4"}
     # what is not yet run: the chosen profile's coverage, no longer what it waits for
     text = "\n".join(not_yet_run(store))
-    assert "- **Figure 3, Conv4 at its target profile**: conv-fig3 profile: rounds 0-1 of" in text
+    assert (
+        "- **[Figure 3, Conv4](criteria_conv4.html) at its target profile**: conv-fig3 profile: "
+        "rounds 0-1 of" in text
+    )
     assert "[Figure 3 on Conv4]" not in text and "[Figure 3 on Conv6]" in text
+
+
+def test_the_criteria_conv_notebook_reads_the_store_and_never_trains(tmp_path, monkeypatch):
+    """Its code cells, run in process against a store with the dense runs and rounds 0-1 of the
+    chosen profile, draw and judge them; anything that would train or evaluate raises."""
+    import json
+
+    import matplotlib
+
+    from lth import pruning, supermask_sweeps, train
+
+    matplotlib.use("Agg")
+    store = RunStore(tmp_path / "runs")
+    put_dense(store, "conv6", "fp32", (3_000, 4_100), (0.780, 0.790))
+    put_dense(store, "conv6", "bf16", (3_100, 4_000), (0.785, 0.788))
+    put_rounds(store, conv_profile.figure3_target("conv6", store).settings[0], (0, 1))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the page trained or evaluated")
+
+    for module, name in ((pruning, "run_sweep"), (pruning, "train_population"),
+                         (train, "train_population"), (supermask_sweeps, "run_sweep")):  # fmt: skip
+        monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setenv("LTH_RUNS", str(store.root))
+    monkeypatch.chdir(tmp_path)
+    cells = json.loads((ROOT / "notebooks" / "criteria_conv.ipynb").read_text())["cells"]
+    namespace: dict = {}
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            source = "".join(cell["source"])
+            exec(source.replace('net = "conv4"', 'net = "conv6"'), namespace)
+    assert namespace["figure_name"] == "criteria_conv6"
+    figures = tmp_path / "book" / "figures"
+    assert (figures / "criteria_conv6_dense.png").exists()
+    assert (figures / "criteria_conv6_conv-fig3.png").exists()
+    assert (figures / "criteria_conv6.status").read_text().startswith("conv-fig3 profile in")
+    assert list(namespace["target_table"].columns) == ["round 1 (88%)"]

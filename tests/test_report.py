@@ -76,24 +76,36 @@ def test_round_table_shows_the_issue_rounds_that_exist_with_their_seed_spread():
         for seed in (0, 1)
         for r in range(1, 9)
     ]
-    rows.append(
+    # one chain a sitting ahead: random, seed 0, rounds 9-12 (12: 6.87% remaining)
+    rows += [
         {
             "criterion": "random",
             "seed": 0,
-            "round": 12,
-            "percent_remaining": 6.87,
+            "round": r,
+            "percent_remaining": 100 * 0.8**r if r < 12 else 6.87,
             "test_accuracy": 0.99,
         }
-    )
+        for r in range(9, 13)
+    ]
     table, later = round_table(pd.DataFrame(rows), 24, "criterion", 2)
     assert [c.split(" (")[0] for c in table.columns] == ["round 6", "round 8", "round 12"]
     assert table.columns[0] == "round 6 (26.2%)"
-    # best first at the deepest round shown: random is the only one there, over one seed
-    assert list(table.index) == ["random", "large_final"]
-    assert table.loc["random", "round 12 (6.87%)"] == "99.00 (99.00-99.00), 1 seeds"
+    # best first at round 8, the deepest every curve reached with both seeds: the chain ahead
+    # (better at round 12, one seed) does not move random above large_final
+    assert list(table.index) == ["large_final", "random"]
+    assert table.loc["random", "round 12 (6.87%)"] == "99.00 (99.00-99.00), 1 seed"
     assert table.loc["large_final", "round 12 (6.87%)"] == "not yet"
     assert table.loc["large_final", "round 6 (26.2%)"] == "97.50 (97.40-97.60)"
     assert later == "Rounds 16, 20, 24: not trained yet."
+    # a profile of 7 or 10 rounds also shows its last round
+    assert [c.split(" (")[0] for c in round_table(pd.DataFrame(rows), 7, "criterion", 2)[0]] == [
+        "round 6",
+        "round 7",
+    ]
+    ten, later = round_table(pd.DataFrame(rows), 10, "criterion", 2)
+    assert [c.split(" (")[0] for c in ten.columns] == ["round 6", "round 8", "round 10"]
+    assert later == ""
+    assert round_table(pd.DataFrame(rows), 13, "criterion", 2)[1] == "Round 13: not trained yet."
     # a short profile shows every round; nothing trained shows nothing
     assert list(round_table(pd.DataFrame(rows), 3, "criterion", 2)[0].columns) == [
         "round 1 (80%)",

@@ -245,7 +245,13 @@ def test_figure7_so_far_draws_the_conv_records_that_exist_and_trains_nothing(tmp
 
     from lth.plots import figure7
     from lth.store import RunStore, spec_key
-    from lth.supermask_sweeps import dense_chains, figure7_so_far, table1_runs, untrained_specs
+    from lth.supermask_sweeps import (
+        _untrained_rows,
+        dense_chains,
+        figure7_so_far,
+        table1_runs,
+        untrained_specs,
+    )
 
     store = RunStore(tmp_path / "runs")
     frame, present, wanted = figure7_so_far("conv2", store)
@@ -256,7 +262,10 @@ def test_figure7_so_far_draws_the_conv_records_that_exist_and_trains_nothing(tmp
     levels = [{"k": k, "percent_remaining": 100 * 0.9**k, "test_accuracy": 0.3} for k in range(25)]
     record = {"levels": levels, "n_test": 10_000}
     store.put(spec_key(spec), {"key": spec_key(spec), "spec": spec, "result": record})
-    assert figure7_so_far("conv2", store)[0].empty  # its dense record is not there yet
+    frame, present, _ = figure7_so_far("conv2", store)
+    assert frame.empty and present == 0  # its dense record is not there yet: nothing drawn
+    with pytest.raises(KeyError, match=f"record {chain.run_key(0)} of .* is not in the store"):
+        _untrained_rows("conv2", chain, untrained_specs(settings, chain), store, strict=True)
     dense = {"test_accuracy": 0.70}
     store.put(chain.run_key(0), {"key": chain.run_key(0), "spec": {}, "result": dense})
     frame, present, wanted = figure7_so_far("conv2", store)
