@@ -17,11 +17,17 @@ run sparse (``sparse fc``), beside its two conv layers, which dominate its cost.
 ``--eval full`` adds the protocol's validation pass (5,000 images every 100 iterations) to the
 timed work, as in a real run; by default validation is 10 images (training steps only).
 Data are synthetic: speed does not depend on pixel values. Masks are seeded random at the
-level's density per layer. The first iterations of every measurement are a warm-up. Run it on
-an otherwise idle machine (pause the campaign: ``kill -STOP``, then ``-CONT``).
+level's density per layer; with ``--masks committed`` (FC) they are the real ones of Figure 3's
+chains at the paper's protocol, rebuilt from the committed chain steps (``data/runs/chains``,
+:mod:`lth.chains`: no training), one chain per member in the order of the criteria, for the
+rounds the campaign has begun. Real masks are not spread like random ones (whole input pixels
+go), and the sparse kernels' speed depends on it. The first iterations of every measurement are
+a warm-up. Run it on an otherwise idle machine (pause the campaign: ``kill -STOP``, then
+``-CONT``).
 
     python benchmarks/sparse.py [--net fc|conv2] [--members 1 4 16] [--rounds 0 3 7 ...]
-        [--iterations N] [--eval small|full] [--device cpu|cuda] [--threads T]
+        [--iterations N] [--eval small|full] [--masks random|committed] [--device cpu|cuda]
+        [--threads T]
 """
 
 from __future__ import annotations
@@ -34,7 +40,10 @@ import torch
 
 from lth.data import Dataset
 from lth.nets import Population, get_architecture, initial_weights
+from lth.pruning import chain_steps, round_step
 from lth.sparse import sparse_layers
+from lth.specs import resolve_settings
+from lth.store import RunStore
 from lth.train import PROTOCOLS, Protocol, train_population
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -63,6 +72,18 @@ def lottery_population(
     return Population.from_members(arch, weights, masks).to(device)
 
 
+def committed_population(round_: int, members: int, device: torch.device) -> Population:
+    """``members`` of Figure 3's FC chains at the paper's protocol at ``round_``, their starts
+    and masks rebuilt from the committed chain steps (an error if the store lacks them)."""
+    settings = resolve_settings("paper", "fc")
+    store = RunStore()
+    steps = chain_steps(store)
+    chains = sorted(settings.chains(), key=lambda c: (c.seed, c.criterion))[:members]
+    starts = [round_step(chain, round_, None, steps) for chain in chains]
+    arch = get_architecture("fc")
+    return Population.from_members(arch, [s[1] for s in starts], [s[2] for s in starts]).to(device)
+
+
 def rate(
     net: str,
     round_: int,
@@ -72,9 +93,14 @@ def rate(
     iterations: int,
     eval_every: int,
     device: torch.device,
+    masks: str = "random",
 ) -> float:
-    """Model-samples/s of ``members`` networks at ``round_`` with ``layers`` sparse."""
-    pop = lottery_population(round_, members, device, net)
+    """Model-samples/s of ``members`` networks at ``round_`` with ``layers`` sparse, their masks
+    seeded random or the committed chains' (``masks``)."""
+    if masks == "committed":
+        pop = committed_population(round_, members, device)
+    else:
+        pop = lottery_population(round_, members, device, net)
     plan = [layers] * members
     lr, seeds = PROTOCOLS[net].lr, list(range(members))
     warm = Protocol(iterations=max(2, iterations // 10), lr=lr)
@@ -94,9 +120,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, nargs="+", default=list(ROUNDS))
     parser.add_argument("--iterations", type=int, help="timed iterations (fc 300, conv2 10)")
     parser.add_argument("--eval", choices=("small", "full"), default="small")
+    parser.add_argument("--masks", choices=("random", "committed"), default="random")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.masks == "committed" and args.net != "fc":
+        parser.error(
+            "--masks committed: only FC's Figure 3 chains are committed at the paper's protocol"
+        )
+    if args.masks == "committed" and max(args.members) > 45:
+        parser.error("--masks committed: Figure 3 has 45 chains, so at most 45 members")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -115,7 +148,7 @@ def main() -> None:
     threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
     print(
         f"torch {torch.__version__}, {device}{threads}; {args.net}, fp32, batch 60, {iterations} "
-        f"timed iterations, validation: {n_eval:,} images"
+        f"timed iterations, {args.masks} masks, validation: {n_eval:,} images"
         + (" every 100 iterations" if args.eval == "full" else " at the ends only")
     )
     header = f"{'round':>5s} {'remaining':>9s} {'K':>3s} " + " ".join(f"{m:>15s}" for m in modes)
@@ -130,7 +163,9 @@ def main() -> None:
         picked = tuple(i for i, layer in enumerate(arch.layers) if layer.name in names)
         for k in args.members:
             rates = {
-                mode: rate(args.net, round_, k, layers, data, iterations, eval_every, device)
+                mode: rate(
+                    args.net, round_, k, layers, data, iterations, eval_every, device, args.masks
+                )
                 for mode, layers in modes.items()
             }
             engine = next(
@@ -138,7 +173,9 @@ def main() -> None:
                 None,
             )
             if engine is None:
-                engine = rate(args.net, round_, k, picked, data, iterations, eval_every, device)
+                engine = rate(
+                    args.net, round_, k, picked, data, iterations, eval_every, device, args.masks
+                )
             label = "+".join(names) or "dense"
             cells = " ".join(f"{rates[m]:>15,.0f}" for m in modes)
             print(
