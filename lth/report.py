@@ -140,25 +140,17 @@ class TargetSection(NamedTuple):
 
 
 def target_profile_section(
-    settings: Settings,
-    target_profile: str,
-    store: RunStore,
-    *,
-    hue: str,
-    figures: Path,
-    name: str,
-    dashed: tuple[str, ...] = (),
+    settings: Settings, target_profile: str, store: RunStore, **section
 ) -> TargetSection:
     """The part of a pruning page that shows its target profile (issue "The paper at full
-    scale"): :func:`progress_section` of ``settings``' experiment at ``target_profile``
+    scale"): :func:`progress_section` (``section``: its keyword arguments ``hue``, ``figures``,
+    ``name``, ``dashed``) of ``settings``' experiment at ``target_profile``
     (:func:`target_settings`). A page already at its target profile gets an empty section."""
     if settings.profile == target_profile:
-        (figures / f"{name}.status").unlink(missing_ok=True)
+        (section["figures"] / f"{section['name']}.status").unlink(missing_ok=True)
         return TargetSection("", None, pd.DataFrame())
     target = target_settings(settings, target_profile, store)
-    return progress_section(
-        target, target_profile, store, hue=hue, figures=figures, name=name, dashed=dashed
-    )
+    return progress_section(target, target_profile, store, **section)
 
 
 def progress_section(
