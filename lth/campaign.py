@@ -22,6 +22,12 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from . import conv_profile, paper
+from .costs import (  # noqa: F401 (measured_rate, speedups_of: re-exported for the pages)
+    dense_equivalent_samples,
+    measured_rate,
+    rate_of,
+    speedups_of,
+)
 from .criteria import CRITERIA
 from .data import Dataset
 from .executors import DaskExecutor, InProcess, distribute
@@ -32,14 +38,12 @@ from .specs import Settings, resolve_settings
 from .store import RunStore, StateCache
 from .supermask import CONV_LEARNED_EPOCHS, CONV_LEARNED_LR, TREATMENTS
 from .supermask_sweeps import table1_runs
-from .targets import (  # noqa: F401 (Target, TargetPlan, measured_rate, ...: re-exported)
+from .targets import (  # noqa: F401 (Target, TargetPlan, ...: re-exported)
     ChosenTarget,
     LearnedSupermaskTarget,
     Target,
     TargetPlan,
     UntrainedSupermaskTarget,
-    dense_equivalent_samples,
-    measured_rate,
 )
 from .train import CHECKPOINT_EVERY_S, DeadlineReached
 
@@ -173,17 +177,18 @@ def profile_costs(store: RunStore, cache: StateCache) -> list[dict]:
     """What each pruning figure costs at each profile it runs at: its runs, how many the store
     holds, and the hours of the whole and of what remains on one 2-core CPU like ours at the
     dense rate measured from the store's records (:func:`measured_rate`), sparse rounds at
-    their measured speed-up."""
-    rows = []
-    rates = {net: measured_rate(store, net) for net in dict.fromkeys(c[1] for c in COSTED)}
+    the speed-up their records measured (:func:`speedups_of`)."""
+    rows: list[dict] = []
+    rates: dict = {}  # one look at every record per network, not per row
     for figure, net, profiles, options in COSTED:
-        rate, source = rates[net]  # one look at every record per network, not per row
+        rate, source = rate_of(store, net, "fp32", rates)
+        speedups = speedups_of(store, net, rates)
         for profile in profiles:
             settings = resolve_settings(profile, net, **options)
             chains, rounds = settings.chains(), settings.rounds
             plan = sweep_plan(chains, rounds, store, cache)
-            every = dense_equivalent_samples(chains, plan.runs) / rate / 3600
-            rest = dense_equivalent_samples(chains, plan.missing) / rate / 3600
+            every = dense_equivalent_samples(chains, plan.runs, speedups) / rate / 3600
+            rest = dense_equivalent_samples(chains, plan.missing, speedups) / rate / 3600
             rows.append(
                 {
                     "figure": figure,

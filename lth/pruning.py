@@ -24,6 +24,7 @@ import torch
 from . import data as datasets
 from .actions import get_mask0_action, get_mask1_action, next_round_start
 from .chains import ChainSteps, apply_step, make_step, start_digest
+from .costs import dense_equivalent_samples, rate_of, speedups_of
 from .criteria import get_criterion, prune_layerwise
 from .data import Dataset
 from .executors import DaskExecutor, InProcess, distribute, executor, resolve_device
@@ -31,7 +32,6 @@ from .nets import Population, get_architecture, initial_weights, percent_remaini
 from .nets import seeded_generator as _generator
 from .provenance import check_clean_tree, code_identity, provenance
 from .report import describe_runs, sweep_frame
-from .sparse import estimated_speedup
 from .specs import Chain, Settings, for_data
 from .store import Heartbeat, RunStore, StateCache
 from .train import (
@@ -244,13 +244,11 @@ def run_sweep(
         plan, n_runs, total = count(chains)
     protocol = chains[0].protocol
     samples = n_runs * protocol.iterations * protocol.batch_size
-    arch = get_architecture(chains[0].net)
-    to_train = {c.run_key(r): (c, r) for c in chains for r in range(rounds + 1) if plan[c][r]}
-    dense_equivalent = sum(  # each sparse round's samples divided by its measured speed-up
-        protocol.iterations * protocol.batch_size / estimated_speedup(arch, r, c.sparse_layers(r))
-        for c, r in to_train.values()
-    )
-    hours = dense_equivalent / arch.rate_hint / 3600
+    rates: dict = {}  # the store's measured rates (lth.costs), as the campaign's plan has them
+    rate, _ = rate_of(store, chains[0].net, chains[0].precision, rates)
+    todo = [{c.run_key(r) for c in chains if plan[c][r]} for r in range(rounds + 1)]
+    speedups = speedups_of(store, chains[0].net, rates)
+    hours = dense_equivalent_samples(chains, todo, speedups) / rate / 3600
     log(
         f"{total - n_runs} of {total} runs found in {store.root}; training {n_runs} "
         f"({samples / 1e6:,.1f} M model-samples: about {hours:.1f} h on a 2-core CPU)"

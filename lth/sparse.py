@@ -39,7 +39,8 @@ SPARSE_BELOW = 0.15
 #: Training speed (validation included) of a sparse FC round over the dense engine, by fc1's
 #: remaining fraction, measured on the project's 2-core CPU at the campaign's populations of 8:
 #: ``benchmarks/sparse.py --members 8 --eval full --iterations 300 --rounds 9 10 13 16 20 24``
-#: (2026-12-01; dense 61-66k model-samples/s). For the campaign's estimates only.
+#: (2026-12-01; dense 61-66k model-samples/s). Random masks gain more than the campaign's real
+#: ones: the estimates scale this to the recorded rounds (:func:`lth.costs.measured_speedups`).
 MEASURED_FC_SPEEDUP: tuple[tuple[float, float], ...] = (
     (0.135, 1.33),
     (0.108, 1.52),

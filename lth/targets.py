@@ -16,22 +16,22 @@ makes what is missing until a deadline, where it stops at a clean point with
   it waits.
 
 Costs are in hours on one 2-core CPU like the project's, at the dense training rate measured
-from the store's records (:func:`measured_rate`). An evaluation-only network (an untrained
+from the store's records, sparse rounds at the speed-up their records measured
+(:mod:`lth.costs`). An evaluation-only network (an untrained
 supermask) is counted as a third of a training step per test image, and a learned-supermask
 epoch as one training step per training image.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .costs import dense_equivalent_samples, rate_of, run_samples, speedups_of
 from .data import SPLITS
 from .nets import get_architecture
 from .pruning import run_sweep, sweep_plan
-from .sparse import estimated_speedup
-from .specs import RATE_HINT, Chain, Settings
+from .specs import Chain, Settings
 from .store import RunStore, StateCache, spec_key
 from .supermask import LearnedSupermask
 from .supermask_sweeps import (
@@ -40,71 +40,6 @@ from .supermask_sweeps import (
     untrained_specs,
     untrained_supermask_sweep,
 )
-from .train import Protocol
-
-#: bf16 training against fp32 on the project's CPU, for estimates before any bf16 record of a
-#: network exists (benchmarks/throughput.py, conv nets, K=2 and 8: 1.9-2.3x; FC is not faster).
-BF16_SPEEDUP_HINT = {"fc": 1.0, "conv2": 2.0, "conv4": 2.0, "conv6": 2.0}
-
-
-def run_samples(net: str, protocol: Protocol) -> float:
-    """The work of one run in training model-samples: its training samples, and its
-    evaluations (validation at every evaluation point, the test set twice at the end) at a
-    third of a training step per image. Counting the evaluations makes the rate of short runs,
-    where they weigh more, a fair estimate for long ones."""
-    _, n_val, n_test = SPLITS[get_architecture(net).dataset]
-    evaluations = len(protocol.evaluation_points()) * n_val + 2 * n_test
-    return protocol.iterations * protocol.batch_size + evaluations / 3
-
-
-def measured_rate(store: RunStore, net: str, precision: str = "fp32") -> tuple[float, str]:
-    """Model-samples/s of dense training (:func:`run_samples`: evaluations included) for ``net``
-    in ``precision``: the median over the store's dense-path records made by the
-    member-independent engine, else the development CPU's hint (bf16: times
-    :data:`BF16_SPEEDUP_HINT`). Sparse rounds are estimated from this and
-    :func:`lth.sparse.estimated_speedup`."""
-    rates = []
-    for key in store.keys():
-        record = store.get(key)
-        spec, made = (record or {}).get("spec", {}), (record or {}).get("provenance", {})
-        if spec.get("net") != net or "population" not in made or spec.get("kind"):
-            continue
-        if "sparse" in spec or spec.get("precision", "fp32") != precision:
-            continue
-        wall = made.get("population_wall_time_s") or 0
-        if wall > 0:
-            every = spec["eval_every"]
-            protocol = Protocol(spec["iterations"], spec["batch_size"], eval_every=every)
-            rates.append(made["population_size"] * run_samples(net, protocol) / wall)
-    if rates:
-        return statistics.median(rates), f"measured, median of {len(rates)} records"
-    speedup = BF16_SPEEDUP_HINT.get(net, 1.0) if precision == "bf16" else 1.0
-    return RATE_HINT.get(net, RATE_HINT["fc"]) / 1.3 * speedup, "development CPU's hint"
-
-
-def rate_of(store: RunStore, net: str, precision: str, rates: dict | None) -> tuple[float, str]:
-    """:func:`measured_rate`, looked up once per network and precision in ``rates`` (a memo
-    that :func:`lth.campaign.campaign_plan` shares between its targets: each measurement reads
-    every record of the store)."""
-    if rates is None:
-        return measured_rate(store, net, precision)
-    if (net, precision) not in rates:
-        rates[net, precision] = measured_rate(store, net, precision)
-    return rates[net, precision]
-
-
-def dense_equivalent_samples(chains: Sequence[Chain], to_train: Sequence[set[str]]) -> float:
-    """The model-samples of the runs ``to_train`` (round r's keys at index r) of ``chains``,
-    each sparse round's divided by its measured speed-up (:func:`lth.sparse.estimated_speedup`):
-    divided by the dense rate, the hours they take."""
-    arch = get_architecture(chains[0].net)
-    per_run = run_samples(arch.name, chains[0].protocol)
-    samples = 0.0
-    for r, keys in enumerate(to_train):
-        by_key = {c.run_key(r): c for c in chains}
-        for key in keys:
-            samples += per_run / estimated_speedup(arch, r, by_key[key].sparse_layers(r))
-    return samples
 
 
 @dataclass(frozen=True)
@@ -122,6 +57,7 @@ class TargetPlan:
     rounds_complete: int = 0  # rounds 0..n-1 of every chain are recorded (pruning targets)
     unit: str = "runs"
     waiting: str | None = None
+    sparse_source: str = ""  # how the sparse rounds' speed-up was found, where it was used
 
     def line(self) -> str:
         name = f"{self.target.name:24s}"
@@ -129,7 +65,7 @@ class TargetPlan:
             then = f"; then {self.to_train:,} {self.unit}, about {self.hours:,.1f} h"
             return f"{name} waits for {self.waiting}{then if self.to_train else ''}"
         n = self.rounds_complete
-        sparse = "; sparse rounds at their measured speed-up" if self.target.net == "fc" else ""
+        sparse = f"; {self.sparse_source}" if self.sparse_source else ""
         done = {0: "", 1: "round 0 complete"}.get(n, f"rounds 0-{n - 1} complete")
         return (
             f"{name} {self.present:5,} of {self.runs:5,} {self.unit}"
@@ -163,7 +99,9 @@ class Target:
         chains = self.chains()
         plan = sweep_plan(chains, self.rounds, store, cache)
         rate, source = rate_of(store, self.net, chains[0].precision, rates)
-        samples = dense_equivalent_samples(chains, plan.to_train)
+        speedups = speedups_of(store, self.net, rates)
+        samples = dense_equivalent_samples(chains, plan.to_train, speedups)
+        sparse = any(c.sparse_layers(r) for c in chains for r in range(self.rounds + 1))
         complete = next((r for r, m in enumerate(plan.missing) if m), len(plan.missing))
         present = plan.count("runs") - plan.count("missing")
         return TargetPlan(
@@ -175,6 +113,7 @@ class Target:
             rate,
             source,
             complete,
+            sparse_source=speedups.describe() if sparse else "",
         )
 
     def waiting(self, store: RunStore) -> str | None:
