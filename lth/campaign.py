@@ -320,5 +320,8 @@ def parse_deadline(until: str | None, hours: float | None, now: float | None = N
     today = time.localtime(now)
     deadline = time.mktime((*today[:3], hh, mm, 0, 0, 0, -1))
     if deadline <= now:
-        raise ValueError(f"--until {until}: that time has passed today")
+        raise ValueError(
+            f"--until {until}: that time has passed today (for a deadline after midnight, "
+            "give --hours H)"
+        )
     return deadline

@@ -146,7 +146,7 @@ def test_deadlines():
     assert parse_deadline(None, 1.5, now) == now + 5400
     assert parse_deadline("10:45", None, now) == now + 75 * 60
     for until, hours, message in [
-        ("09:00", None, "has passed"),
+        ("09:00", None, r"has passed today \(for a deadline after midnight, give --hours H\)"),
         ("25:00", None, "expected a time HH:MM"),
         (None, None, "exactly one"),
         ("10:00", 1.0, "exactly one"),
