@@ -17,9 +17,9 @@ makes what is missing until a deadline, where it stops at a clean point with
 
 Costs are in hours on one 2-core CPU like the project's, at the dense training rate measured
 from the store's records, sparse rounds at the speed-up their records measured
-(:mod:`lth.costs`). An evaluation-only network (an untrained
-supermask) is counted as a third of a training step per test image, and a learned-supermask
-epoch as one training step per training image.
+(:mod:`lth.costs`). An evaluation-only network (an untrained supermask) is counted as a third
+of a training step per test image, and a learned-supermask epoch as one training step per
+training image.
 """
 
 from __future__ import annotations
