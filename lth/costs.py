@@ -3,7 +3,8 @@ prints what remains "and an estimate of hours at the measured rate"): the dense 
 the sparse rounds' speed-up, both measured from the store's own records where they exist, and
 the work of the runs still to make.
 
-- :func:`measured_rate`: dense model-samples/s, the median over the store's records;
+- :func:`measured_rate`: dense model-samples/s, the median over the store's records made at
+  this process's thread count (a rate at one thread says little of one at two);
 - :func:`measured_speedups`: how much faster than dense each sparse round of FC trained, from
   its records; rounds not yet recorded take the benchmark's speed-up
   (:func:`lth.sparse.estimated_speedup`, measured on seeded random masks) scaled by what the
@@ -15,8 +16,10 @@ the work of the runs still to make.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+import torch
 
 from .data import SPLITS
 from .nets import Architecture, get_architecture
@@ -26,8 +29,11 @@ from .specs import RATE_HINT, Chain
 from .store import RunStore
 
 #: bf16 training against fp32 on the project's CPU, for estimates before any bf16 record of a
-#: network exists (benchmarks/throughput.py, conv nets, K=2 and 8: 1.9-2.3x; FC is not faster).
-BF16_SPEEDUP_HINT = {"fc": 1.0, "conv2": 2.0, "conv4": 2.0, "conv6": 2.0}
+#: network exists: the engine's bf16 over fp32 rate at a population of 2, as the campaign's
+#: dense conv targets train (``python benchmarks/throughput.py --nets conv2 conv4 conv6
+#: --members 2``, 2026-12-02, 2 threads, campaign paused: 1,153/740, 930/497, 678/359; the
+#: fp32 rates are the networks' ``rate_hint``). FC is not faster in bf16.
+BF16_SPEEDUP_HINT = {"fc": 1.0, "conv2": 1.56, "conv4": 1.87, "conv6": 1.89}
 
 
 def run_samples(net: str, protocol: Protocol) -> float:
@@ -40,9 +46,16 @@ def run_samples(net: str, protocol: Protocol) -> float:
     return protocol.iterations * protocol.batch_size + evaluations / 3
 
 
-def _engine_rates(store: RunStore, net: str, precision: str) -> Iterator[tuple[dict, float]]:
+def _engine_rates(
+    store: RunStore, net: str, precision: str, memo: dict | None
+) -> list[tuple[dict, float]]:
     """``(spec, model-samples/s)`` of every pruning-run record of ``net`` in ``precision`` made
-    by the member-independent engine (which records its population and its wall time)."""
+    by the member-independent engine (which records its population and its wall time) at this
+    process's thread count (``torch.get_num_threads()``), read once per network and precision
+    where a ``memo`` is given: each reading goes through every record of the store."""
+    if memo is not None and ("records", net, precision) in memo:
+        return memo["records", net, precision]
+    threads, found = torch.get_num_threads(), []
     for key in store.keys():
         record = store.get(key)
         spec, made = (record or {}).get("spec", {}), (record or {}).get("provenance", {})
@@ -51,20 +64,32 @@ def _engine_rates(store: RunStore, net: str, precision: str) -> Iterator[tuple[d
         wall = made.get("population_wall_time_s") or 0
         if spec.get("precision", "fp32") != precision or wall <= 0:
             continue
+        if made.get("threads") != threads:
+            continue
         protocol = Protocol(spec["iterations"], spec["batch_size"], eval_every=spec["eval_every"])
-        yield spec, made["population_size"] * run_samples(net, protocol) / wall
+        found.append((spec, made["population_size"] * run_samples(net, protocol) / wall))
+    if memo is not None:
+        memo["records", net, precision] = found
+    return found
 
 
-def measured_rate(store: RunStore, net: str, precision: str = "fp32") -> tuple[float, str]:
+def measured_rate(
+    store: RunStore, net: str, precision: str = "fp32", memo: dict | None = None
+) -> tuple[float, str]:
     """Model-samples/s of dense training (:func:`run_samples`: evaluations included) for ``net``
     in ``precision``: the median over the store's dense-path records made by the
-    member-independent engine, else the development CPU's hint (bf16: times
-    :data:`BF16_SPEEDUP_HINT`). Sparse rounds: :func:`measured_speedups`."""
-    rates = [rate for spec, rate in _engine_rates(store, net, precision) if "sparse" not in spec]
+    member-independent engine at this process's thread count, else the development CPU's
+    hint, the network's ``rate_hint`` (bf16: times :data:`BF16_SPEEDUP_HINT`). Sparse rounds:
+    :func:`measured_speedups`."""
+    records = _engine_rates(store, net, precision, memo)
+    rates = [rate for spec, rate in records if "sparse" not in spec]
     if rates:
-        return statistics.median(rates), f"measured, median of {len(rates)} records"
+        n, threads = len(rates), torch.get_num_threads()
+        source = f"measured, median of {n} record{'s' * (n != 1)} at {threads} thread"
+        source += "s" * (threads != 1)
+        return statistics.median(rates), source
     speedup = BF16_SPEEDUP_HINT.get(net, 1.0) if precision == "bf16" else 1.0
-    return RATE_HINT.get(net, RATE_HINT["fc"]) / 1.3 * speedup, "development CPU's hint"
+    return RATE_HINT.get(net, RATE_HINT["fc"]) * speedup, "development CPU's hint"
 
 
 @dataclass(frozen=True)
@@ -96,12 +121,14 @@ class SparseSpeedups:
         )
 
 
-def measured_speedups(store: RunStore, net: str, dense_rate: float) -> SparseSpeedups:
+def measured_speedups(
+    store: RunStore, net: str, dense_rate: float, memo: dict | None = None
+) -> SparseSpeedups:
     """The speed-up over ``dense_rate`` of each round of ``net`` the store has sparse fp32
     records of (the median over that round's records of their rate over ``dense_rate``), and
     the scale that brings the benchmark's speed-up to what those rounds measured."""
     by_round: dict[int, list[float]] = {}
-    for spec, rate in _engine_rates(store, net, "fp32"):
+    for spec, rate in _engine_rates(store, net, "fp32", memo):
         if "sparse" in spec:
             by_round.setdefault(spec["round"], []).append(rate / dense_rate)
     if not by_round:
@@ -115,22 +142,22 @@ def measured_speedups(store: RunStore, net: str, dense_rate: float) -> SparseSpe
 
 def rate_of(store: RunStore, net: str, precision: str, rates: dict | None) -> tuple[float, str]:
     """:func:`measured_rate`, looked up once per network and precision in ``rates`` (a memo
-    that :func:`lth.campaign.campaign_plan` shares between its targets: each measurement reads
-    every record of the store)."""
+    that :func:`lth.campaign.campaign_plan` shares between its targets, which also keeps the
+    records read for :func:`speedups_of`)."""
     if rates is None:
         return measured_rate(store, net, precision)
     if (net, precision) not in rates:
-        rates[net, precision] = measured_rate(store, net, precision)
+        rates[net, precision] = measured_rate(store, net, precision, rates)
     return rates[net, precision]
 
 
 def speedups_of(store: RunStore, net: str, rates: dict | None) -> SparseSpeedups:
     """:func:`measured_speedups` at :func:`rate_of`'s fp32 rate, memoised in ``rates`` too."""
-    if rates is None:
-        return measured_speedups(store, net, measured_rate(store, net)[0])
-    if ("sparse", net) not in rates:
-        rates["sparse", net] = measured_speedups(store, net, rate_of(store, net, "fp32", rates)[0])
-    return rates["sparse", net]
+    memo = {} if rates is None else rates
+    if ("sparse", net) not in memo:
+        dense = rate_of(store, net, "fp32", memo)[0]
+        memo["sparse", net] = measured_speedups(store, net, dense, memo)
+    return memo["sparse", net]
 
 
 def dense_equivalent_samples(

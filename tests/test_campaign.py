@@ -6,6 +6,7 @@ import shutil
 import time
 
 import pytest
+import torch
 from conftest import TINY
 from test_many_writers import results
 
@@ -70,7 +71,10 @@ def test_the_plan_says_what_exists_and_what_it_costs(tmp_path):
     run_campaign(SMALL[:1], time.time() + 3600, **folders(tmp_path), **quiet, data=TINY)
     plans = campaign_plan(SMALL, **folders(tmp_path))
     assert [(p.present, p.to_train, p.rounds_complete) for p in plans] == [(10, 0, 3), (3, 2, 1)]
-    assert plans[0].rate_source == "measured, median of 10 records"  # the rate of its records
+    threads = torch.get_num_threads()  # the rate of its records
+    assert plans[0].rate_source == f"measured, median of 10 records at {threads} thread" + "s" * (
+        threads != 1
+    )
     assert "round 0 complete" in plans[1].line()
 
 

@@ -4,8 +4,15 @@ from the store's records, and the estimate that follows from them."""
 from __future__ import annotations
 
 import pytest
+import torch
 
-from lth.costs import SparseSpeedups, dense_equivalent_samples, measured_speedups, run_samples
+from lth.costs import (
+    SparseSpeedups,
+    dense_equivalent_samples,
+    measured_rate,
+    measured_speedups,
+    run_samples,
+)
 from lth.nets import get_architecture
 from lth.protocol import Protocol
 from lth.sparse import estimated_speedup
@@ -16,11 +23,13 @@ PAPER = Protocol(50_380, 60, eval_every=100)
 FC_LINEAR = ["fc1", "fc2", "fc3"]
 
 
-def record(round_: int, wall_s: float, sparse: bool, seed: int) -> dict:
-    """A pruning run's record as the engine writes it, with only what the costs read."""
+def record(round_: int, wall_s: float, sparse: bool, seed: int, threads: int | None = None) -> dict:
+    """A pruning run's record as the engine writes it, with only what the costs read (made at
+    this process's thread count unless ``threads`` says otherwise)."""
     spec = dict(net="fc", round=round_, seed=seed, precision="fp32", iterations=50_380)
     spec.update(batch_size=60, eval_every=100, **({"sparse": ["fc1", "fc2"]} if sparse else {}))
     made = dict(population=["a"] * 8, population_size=8, population_wall_time_s=wall_s)
+    made["threads"] = torch.get_num_threads() if threads is None else threads
     return {"spec": spec, "provenance": made}
 
 
@@ -57,3 +66,31 @@ def test_without_sparse_records_the_benchmark_speed_up_stands(tmp_path):
     store.put("dense", record(4, 300.0, False, 0))
     assert measured_speedups(store, "fc", 80_000.0) == SparseSpeedups()
     assert "benchmark's speed-up" in SparseSpeedups().describe()
+
+
+def test_the_rate_counts_only_records_made_at_this_thread_count(tmp_path):
+    store = RunStore(tmp_path)
+    per_run = run_samples("fc", PAPER)
+    threads = torch.get_num_threads()
+    store.put("here", record(4, 8 * per_run / 80_000.0, False, 0))
+    store.put("other", record(4, 8 * per_run / 20_000.0, False, 1, threads=threads + 1))
+    rate, source = measured_rate(store, "fc")
+    assert rate == pytest.approx(80_000.0)
+    assert source == f"measured, median of 1 record at {threads} thread" + "s" * (threads != 1)
+    elsewhere = RunStore(tmp_path / "elsewhere")
+    elsewhere.put("other", record(4, 8 * per_run / 20_000.0, False, 1, threads=threads + 1))
+    assert measured_rate(elsewhere, "fc") == (50_000.0, "development CPU's hint")  # none here
+    assert measured_rate(store, "conv2", "bf16")[0] == pytest.approx(740 * 1.56)
+
+
+def test_a_memo_reads_the_records_once(tmp_path):
+    store = RunStore(tmp_path)
+    per_run = run_samples("fc", PAPER)
+    store.put("dense", record(4, 8 * per_run / 80_000.0, False, 0))
+    store.put("sparse", record(13, 8 * per_run / 120_000.0, True, 0))
+    memo: dict = {}
+    assert measured_rate(store, "fc", memo=memo)[0] == pytest.approx(80_000.0)
+    store.put("later", record(4, 8 * per_run / 10_000.0, False, 1))  # not read again
+    assert measured_speedups(store, "fc", 80_000.0, memo).measured == pytest.approx({13: 1.5})
+    assert measured_rate(store, "fc", memo=memo)[0] == pytest.approx(80_000.0)
+    assert measured_rate(store, "fc")[0] == pytest.approx(45_000.0)  # without: read afresh
