@@ -202,10 +202,11 @@ def progress_section(
         f"{head} The figure draws what exists: {frame['key'].nunique():,} distinct runs, "
         f"{len(pruned):,} pruned rows over round{f's 1-{deepest}' if deepest > 1 else ' 1'} "
         f"(down to {frame['percent_remaining'].min():.3g}% of weights remaining), "
-        f"{len(target.seeds)} seeds, {iterations:,} iterations per "
-        "run; a curve stops where its chain's next round is not trained yet. "
+        f"{len(target.seeds)} seeds, {iterations:,} iterations per run"
+        + ("." if cov.done else "; a curve stops where its chain's next round is not trained yet.")
+        + " "
         + late_stops(pruned, iterations, hue)
-        + " The campaign (`python -m lth campaign`) trains the rest, a sitting at a time."
+        + ("" if cov.done else " The campaign (`python -m lth campaign`) trains the rest.")
         + (
             "\n\nThe table under the figure: test accuracy at early stopping (%), mean and "
             "min-max over seeds, by round (percent of weights remaining in the headers), best "

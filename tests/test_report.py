@@ -41,6 +41,7 @@ def test_coverage_and_the_target_section_show_what_exists(tmp_path):
         page, "smoke", store, hue="criterion", figures=figures, name="criteria"
     )
     assert text.startswith("**Smoke profile: rounds 0-1 of 2 for all 2 chains, 4 of 5 runs.**")
+    assert "next round is not trained yet" in text and "trains the rest" in text
     assert figure is not None and (figures / "criteria_smoke.png").exists()
     # a profile of 2 rounds tabulates both; round 2 exists for the first chain only
     first, second = (c.criterion for c in target.chains())
@@ -49,10 +50,14 @@ def test_coverage_and_the_target_section_show_what_exists(tmp_path):
     assert table.loc[second, table.columns[1]] == "not yet"
     assert table.loc[first, table.columns[1]] != "not yet"
     assert (figures / "criteria.status").read_text() == "smoke profile in progress: 4 of 5 runs"
-    # once the target is complete, the status goes
+    # once the target is complete, the status goes, and the text speaks of nothing to come
     run_sweep(target.chains(), 2, **quiet)
-    target_profile_section(page, "smoke", store, hue="criterion", figures=figures, name="criteria")
+    text = target_profile_section(
+        page, "smoke", store, hue="criterion", figures=figures, name="criteria"
+    )[0]
     assert not (figures / "criteria.status").exists()
+    assert text.startswith("**Smoke profile: rounds 0-2 of 2 for all 2 chains, 5 of 5 runs.**")
+    assert "not trained yet" not in text and "trains the rest" not in text
     # and a page at its target profile shows nothing more
     assert target_profile_section(
         page, "mid", store, hue="criterion", figures=figures, name="criteria"
