@@ -60,7 +60,9 @@ def sweep_frame(
 class Coverage:
     """How much of a profile's runs exist (issue "The paper at full scale"): ``runs`` distinct
     runs wanted by ``chains`` chains of ``rounds`` pruning rounds, ``present`` of them recorded,
-    and rounds 0 to ``complete`` - 1 recorded for every chain."""
+    and rounds 0 to ``complete`` - 1 recorded for every chain; ``by_seed`` gives, per seed, how
+    many rounds (from round 0) are recorded for every chain of that seed (the campaign trains
+    a profile's seeds in groups: Figures 4, 5 and S5 seeds 0-1 first, then 2-4)."""
 
     profile: str
     chains: int
@@ -68,6 +70,7 @@ class Coverage:
     runs: int
     present: int
     complete: int
+    by_seed: tuple[tuple[int, int], ...] = ()
 
     @property
     def done(self) -> bool:
@@ -75,35 +78,69 @@ class Coverage:
 
     def status(self) -> str:
         """One line, e.g. ``paper profile: rounds 0-11 of 24 for all 45 chains, 585 of 1,085
-        runs``."""
+        runs``; where seeds differ, per group of seeds: ``paper profile: rounds 0-3 of 24 for
+        seeds 0-1, round 0 for seeds 2-4 (70 chains), 205 of 1,925 runs``."""
+        runs = f"{self.present:,} of {self.runs:,} runs"
+        groups: dict[int, list[int]] = {}
+        for seed, complete in self.by_seed:
+            groups.setdefault(complete, []).append(seed)
+        if len(groups) > 1:
+            parts = [
+                f"{rounds_complete(c)}{f' of {self.rounds}' if i == 0 else ''} for "
+                f"{seed_list(seeds)}"
+                for i, (c, seeds) in enumerate(sorted(groups.items(), reverse=True))
+            ]
+            return f"{self.profile} profile: {', '.join(parts)} ({self.chains} chains), {runs}"
         if self.complete == 0:
             return (
                 f"{self.profile} profile: no round complete yet ({self.rounds} rounds, "
-                f"{self.chains} chains), {self.present:,} of {self.runs:,} runs"
+                f"{self.chains} chains), {runs}"
             )
-        if self.complete == 1:
-            rounds = "round 0"
-        else:
-            rounds = f"rounds 0-{self.complete - 1}"
         return (
-            f"{self.profile} profile: {rounds} of {self.rounds} for all {self.chains} chains, "
-            f"{self.present:,} of {self.runs:,} runs"
+            f"{self.profile} profile: {rounds_complete(self.complete)} of {self.rounds} for all "
+            f"{self.chains} chains, {runs}"
         )
+
+
+def rounds_complete(complete: int) -> str:
+    """``complete`` rounds from round 0, in words: "no round", "round 0", "rounds 0-3"."""
+    return {0: "no round", 1: "round 0"}.get(complete, f"rounds 0-{complete - 1}")
+
+
+def seed_list(seeds: Sequence[int]) -> str:
+    """Seeds in words: "seed 0", "seeds 0-1" (consecutive) or "seeds 0, 2"."""
+    seeds = sorted(seeds)
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
 
 
 def coverage(settings: Settings, store: RunStore) -> Coverage:
     """The :class:`Coverage` of ``settings``' chains in ``store`` (keys of the official data)."""
     chains = settings.chains()
-    keys = [{c.run_key(r) for c in chains} for r in range(settings.rounds + 1)]
-    present = [{k for k in round_keys if k in store} for round_keys in keys]
-    complete = next((r for r, ks in enumerate(keys) if present[r] != ks), len(keys))
+    rounds = range(settings.rounds + 1)
+    chain_keys = [[c.run_key(r) for r in rounds] for c in chains]
+    recorded = {k for keys in chain_keys for k in keys if k in store}
+
+    def complete(of: list[list[str]]) -> int:
+        """Rounds from round 0 recorded for every chain of ``of`` (their keys by round)."""
+        return next((r for r in rounds if any(keys[r] not in recorded for keys in of)), len(rounds))
+
+    by_round = [{keys[r] for keys in chain_keys} for r in rounds]  # round 0 is shared by a seed
+    seeds = [c.seed for c in chains]
     return Coverage(
         settings.profile,
         len(chains),
         settings.rounds,
-        sum(map(len, keys)),
-        sum(map(len, present)),
-        complete,
+        sum(map(len, by_round)),
+        sum(len(ks & recorded) for ks in by_round),
+        complete(chain_keys),
+        tuple(
+            (seed, complete([k for k, s in zip(chain_keys, seeds, strict=True) if s == seed]))
+            for seed in settings.seeds
+        ),
     )
 
 

@@ -11,7 +11,7 @@ A number the paper reports is judged by :func:`lth.verdicts.judge_value` with a 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -20,7 +20,15 @@ from .campaign import target_status
 from .conv_profile import CONV_NETS, figure3_target
 from .criteria import CRITERIA
 from .pages import PAGES, get_page
-from .report import coverage, sweep_frame, table1_ours, target_settings
+from .report import (
+    Coverage,
+    coverage,
+    rounds_complete,
+    seed_list,
+    sweep_frame,
+    table1_ours,
+    target_settings,
+)
 from .specs import Settings, resolve_settings
 from .store import RunStore
 from .supermask import TREATMENTS
@@ -28,6 +36,7 @@ from .supermask_sweeps import table1_frames
 from .targets import Target
 from .verdicts import (
     INCONCLUSIVE,
+    MIN_SEEDS,
     Comparison,
     Verdict,
     combine,
@@ -129,6 +138,22 @@ CHOSEN_PAGES: tuple[tuple[str, str], ...] = tuple(
 )
 
 
+def judged_part(cov: Coverage) -> tuple[tuple[int, ...], int]:
+    """The seeds, and the rounds from round 0, on which the claims of a profile still being
+    built are judged: the deepest rounds recorded for every chain of at least
+    :data:`lth.verdicts.MIN_SEEDS` seeds, on every seed that has them (``((), 0)`` if no two
+    seeds have a round). Depth comes first because the paper's claims are about the curves down
+    to 0.5% of weights remaining (their "high pruning" parts need rounds 14 and beyond): so
+    Figures 4, 5 and S5, whose seeds 0-1 the campaign trains through all 24 rounds before seeds
+    2-4 begin, are judged on seeds 0-1 at every round they have, not on five seeds at round 0;
+    the line says which seeds it judged."""
+    depths = sorted((c for _, c in cov.by_seed), reverse=True)
+    if len(depths) < MIN_SEEDS:
+        return (), 0
+    deepest = depths[MIN_SEEDS - 1]
+    return tuple(s for s, c in cov.by_seed if c >= deepest), deepest
+
+
 def _claim_lines(
     settings: Settings,
     store: RunStore,
@@ -139,15 +164,21 @@ def _claim_lines(
     begun_only: bool = False,
 ) -> list[Line]:
     """One line per claim, judged on what exists of ``settings``' runs; with ``begun_only`` (a
-    profile the campaign is still building), none until the first pruned round is complete for
-    every chain, then on the rounds complete for every chain (a chain a sitting ahead of the
+    profile the campaign is still building), none until a pruned round is complete for every
+    chain of at least two seeds, then on :func:`judged_part` (a chain a sitting ahead of the
     others would compare its curve at levels the others have not reached)."""
     cov = coverage(settings, store)
-    if begun_only and cov.complete < 2:
-        return []
+    exists = cov.status().split(": ", 1)[1]
+    if begun_only:
+        seeds, complete = judged_part(cov)
+        if complete < 2:
+            return []
+        if len(seeds) < len(settings.seeds):
+            exists += f"; judged on {seed_list(seeds)}, {rounds_complete(complete)}"
+        settings = replace(settings, seeds=seeds)
     frame = sweep_frame(settings.chains(), settings.rounds, store, partial=True)
     if begun_only:
-        frame = frame[frame["round"] < cov.complete]
+        frame = frame[frame["round"] < complete]
     lines = []
     for claim in claims:
         present = set(frame[hue]) if not frame.empty else set()
@@ -166,7 +197,7 @@ def _claim_lines(
                 "the ordering of its figure",
                 _evidence(verdicts),
                 settings.profile,
-                cov.status().split(": ", 1)[1],
+                exists,
                 verdict,
                 page,
             )

@@ -4,18 +4,23 @@ the committed records, and the supermask claims on synthetic runs."""
 from __future__ import annotations
 
 import pandas as pd
+from conftest import TINY
 
 from lth import paper
+from lth.experiments import coverage, resolve_settings, run_sweep
+from lth.report import Coverage
 from lth.scorecard import (
     PRUNING_PAGES,
+    _claim_lines,
     conv_supermask_lines,
+    judged_part,
     not_yet_run,
     page_settings,
     pruning_lines,
     supermask_verdicts,
     table1_column,
 )
-from lth.store import RunStore
+from lth.store import RunStore, StateCache
 from lth.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 
 
@@ -26,6 +31,39 @@ def test_every_claim_of_every_pruning_page_has_a_line_at_its_committed_profile()
         mine = [line for line in lines if line.item == item and line.profile == committed]
         assert [line.claim for line in mine] == [claim.text for claim in claims], page
     assert {line.verdict for line in lines} <= {REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE}
+
+
+def test_a_profile_still_in_training_is_judged_on_the_deepest_rounds_two_seeds_have():
+    def judged(*depths: int) -> tuple[tuple[int, ...], int]:  # rounds complete, by seed
+        return judged_part(Coverage("paper", 9, 24, 0, 0, min(depths), tuple(enumerate(depths))))
+
+    assert judged(25, 25, 1, 1, 1) == ((0, 1), 25)  # Figures 4, 5, S5: seeds 0-1 come first
+    assert judged(25, 25, 12, 12, 12) == ((0, 1), 25)  # depth first, while seeds 2-4 catch up
+    assert judged(13, 13, 13, 12, 12) == ((0, 1, 2), 13)  # a round half done across the seeds
+    assert judged(25, 25, 25, 25, 25) == ((0, 1, 2, 3, 4), 25)
+    assert judged(6, 1) == ((0, 1), 1)  # round 0 only: no line (see below)
+    assert judged(9) == ((), 0)  # one seed cannot show seed noise
+
+
+def test_seeds_built_in_groups_are_reported_and_judged_by_group(tmp_path):
+    store, cache = RunStore(tmp_path / "runs"), StateCache(tmp_path / "cache")
+    quiet = dict(store=store, cache=cache, progress=False, log=lambda message: None, data=TINY)
+    target = resolve_settings("smoke", "fc", ["large_final", "random"], [0, 1, 2])
+    claims, where = paper.FIGURE3_CLAIMS, ("Figure 3", "criteria")
+
+    def lines():
+        return _claim_lines(target, store, where[0], claims, "criterion", where[1], True)
+
+    run_sweep(target.chains(), 0, **quiet)  # the dense networks: no evidence of a pruning claim
+    assert lines() == []
+    run_sweep([c for c in target.chains() if c.seed < 2], 1, **quiet)  # seeds 0-1 go ahead
+    cov = coverage(target, store)
+    assert cov.by_seed == ((0, 2), (1, 2), (2, 1)) and cov.complete == 1
+    status = "rounds 0-1 of 2 for seeds 0-1, round 0 for seed 2 (6 chains), 7 of 15 runs"
+    assert cov.status() == f"smoke profile: {status}"
+    judged = lines()
+    assert [line.claim for line in judged] == [claim.text for claim in claims]
+    assert {line.exists for line in judged} == {f"{status}; judged on seeds 0-1, rounds 0-1"}
 
 
 def _untrained(values: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
