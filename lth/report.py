@@ -5,7 +5,7 @@ differences; the paper's claims and numbers are in :mod:`lth.paper`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +21,7 @@ from .store import RunStore, is_legacy
 from .train import (
     PROTOCOLS,
 )
+from .verdicts import MIN_SEEDS
 
 
 def sweep_frame(
@@ -144,6 +145,23 @@ def coverage(settings: Settings, store: RunStore) -> Coverage:
     )
 
 
+def judged_part(cov: Coverage) -> tuple[tuple[int, ...], int]:
+    """The seeds, and the rounds from round 0, on which a profile still being built is judged
+    (the scorecard's lines) and drawn (a page's target section, :func:`progress_section`): the
+    deepest rounds recorded for every chain of at least :data:`lth.verdicts.MIN_SEEDS` seeds,
+    on every seed that has them (``((), 0)`` if the profile has fewer seeds). Depth comes first
+    because the paper's claims are about the curves down to 0.5% of weights remaining (their
+    "high pruning" parts need FC's rounds 14 and beyond): so Figures 4, 5 and S5, whose seeds
+    0-1 the campaign trains through all 24 rounds before seeds 2-4 begin, are judged on seeds
+    0-1 at every round they have, not on five seeds at round 0. Every curve then averages the
+    same seeds; the scorecard's line and the page say which."""
+    depths = sorted((c for _, c in cov.by_seed), reverse=True)
+    if len(depths) < MIN_SEEDS:
+        return (), 0
+    deepest = depths[MIN_SEEDS - 1]
+    return tuple(s for s, c in cov.by_seed if c >= deepest), deepest
+
+
 def target_settings(
     settings: Settings, profile: str, store: RunStore | None = None
 ) -> Settings | str:
@@ -221,7 +239,11 @@ def progress_section(
         status_file.write_text(
             f"{target_profile} profile in progress: {cov.present:,} of {cov.runs:,} runs"
         )
-    frame = sweep_frame(target.chains(), target.rounds, store, partial=True)
+    seeds, complete = judged_part(cov)
+    drawn = target  # like with like: every curve over the same seeds (judged_part)
+    if not cov.done and complete >= 2 and len(seeds) < len(target.seeds):
+        drawn = replace(target, seeds=seeds)
+    frame = sweep_frame(drawn.chains(), drawn.rounds, store, partial=True)
     status = cov.status()
     head = f"**{status[0].upper()}{status[1:]}.**"
     if PROFILES.lookup(target_profile).chosen:
@@ -234,12 +256,20 @@ def progress_section(
     pruned = frame[frame["round"] > 0]
     deepest = int(frame["round"].max())
     iterations = target.chains()[0].protocol.iterations
-    table, later = round_table(pruned, target.rounds, hue, len(target.seeds))
+    table, later = round_table(pruned, target.rounds, hue, len(drawn.seeds))
+    of_seeds = ""  # which seeds, where judged_part leaves some out
+    if drawn is not target:
+        others = seed_list(sorted(set(target.seeds) - set(drawn.seeds)))
+        of_seeds = (
+            f" of {seed_list(drawn.seeds)}, the seeds with the deepest rounds ({others} left "
+            "out so that every curve averages the same seeds)"
+        )
     text = (
-        f"{head} The figure draws what exists: {frame['key'].nunique():,} distinct runs, "
+        f"{head} The figure draws what exists{of_seeds}: {frame['key'].nunique():,} distinct "
+        "runs, "
         f"{len(pruned):,} pruned rows over round{f's 1-{deepest}' if deepest > 1 else ' 1'} "
         f"(down to {frame['percent_remaining'].min():.3g}% of weights remaining), "
-        f"{len(target.seeds)} seeds, {iterations:,} iterations per run"
+        f"{len(drawn.seeds)} seeds, {iterations:,} iterations per run"
         + ("." if cov.done else "; a curve stops where its chain's next round is not trained yet.")
         + " "
         + late_stops(pruned, iterations, hue)
@@ -259,8 +289,9 @@ def progress_section(
         frame,
         hue=hue,
         dashed=dashed,
-        title=f"{target.net.upper()}, {target_profile} profile so far ({cov.present:,} of "
-        f"{cov.runs:,} runs)",
+        title=f"{target.net.upper()}, {target_profile} profile so far ("
+        + (f"{seed_list(drawn.seeds)}; " if of_seeds else "")
+        + f"{cov.present:,} of {cov.runs:,} runs)",
     )
     save_png(figure, figures / f"{name}_{target_profile}.png")
     frame.to_csv(figures / f"{name}_{target_profile}.csv", index=False)  # the figure's data

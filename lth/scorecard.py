@@ -21,8 +21,8 @@ from .conv_profile import CONV_NETS, figure3_target
 from .criteria import CRITERIA
 from .pages import PAGES, get_page
 from .report import (
-    Coverage,
     coverage,
+    judged_part,
     rounds_complete,
     seed_list,
     sweep_frame,
@@ -36,7 +36,6 @@ from .supermask_sweeps import table1_frames
 from .targets import Target
 from .verdicts import (
     INCONCLUSIVE,
-    MIN_SEEDS,
     Comparison,
     Verdict,
     combine,
@@ -136,22 +135,6 @@ CHOSEN_PAGES: tuple[tuple[str, str], ...] = tuple(
     for page in PAGES
     if page.notebook == "criteria_conv"
 )
-
-
-def judged_part(cov: Coverage) -> tuple[tuple[int, ...], int]:
-    """The seeds, and the rounds from round 0, on which the claims of a profile still being
-    built are judged: the deepest rounds recorded for every chain of at least
-    :data:`lth.verdicts.MIN_SEEDS` seeds, on every seed that has them (``((), 0)`` if no two
-    seeds have a round). Depth comes first because the paper's claims are about the curves down
-    to 0.5% of weights remaining (their "high pruning" parts need rounds 14 and beyond): so
-    Figures 4, 5 and S5, whose seeds 0-1 the campaign trains through all 24 rounds before seeds
-    2-4 begin, are judged on seeds 0-1 at every round they have, not on five seeds at round 0;
-    the line says which seeds it judged."""
-    depths = sorted((c for _, c in cov.by_seed), reverse=True)
-    if len(depths) < MIN_SEEDS:
-        return (), 0
-    deepest = depths[MIN_SEEDS - 1]
-    return tuple(s for s, c in cov.by_seed if c >= deepest), deepest
 
 
 def _claim_lines(

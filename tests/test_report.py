@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import pandas as pd  # noqa: E402
 from conftest import TINY  # noqa: E402
 
 from lth.experiments import (  # noqa: E402
@@ -16,6 +17,7 @@ from lth.experiments import (  # noqa: E402
     sweep_frame,
     target_profile_section,
 )
+from lth.report import progress_section  # noqa: E402
 from lth.store import RunStore, StateCache  # noqa: E402
 
 
@@ -62,6 +64,31 @@ def test_coverage_and_the_target_section_show_what_exists(tmp_path):
     assert target_profile_section(
         page, "mid", store, hue="criterion", figures=figures, name="criteria"
     )[:2] == ("", None)
+
+
+def test_a_target_built_a_seed_group_at_a_time_is_drawn_on_the_deepest_seeds(tmp_path):
+    # as Figures 4, 5 and S5 at the paper's protocol: seeds 0-1 ahead, seed 2 at round 0, but
+    # one chain (the lottery ticket, shared with Figure 3) complete for every seed
+    store, cache = RunStore(tmp_path / "runs"), StateCache(tmp_path / "cache")
+    quiet = dict(store=store, cache=cache, progress=False, log=lambda message: None, data=TINY)
+    target = resolve_settings("smoke", "fc", ["large_final", "random"], [0, 1, 2], rounds=1)
+    ahead = [c for c in target.chains() if c.seed < 2 or c.criterion == "large_final"]
+    run_sweep(ahead, 1, **quiet)
+    run_sweep(target.chains(), 0, **quiet)
+    figures = tmp_path / "figures"
+    section = dict(hue="criterion", figures=figures, name="signs")
+    text, figure, table = progress_section(target, "smoke", store, **section)
+    head = "Smoke profile: rounds 0-1 of 1 for seeds 0-1, round 0 for seed 2 (6 chains), 8 of 9"
+    assert text.startswith(f"**{head} runs.**")
+    assert "draws what exists of seeds 0-1, the seeds with the deepest rounds (seed 2 left" in text
+    drawn = pd.read_csv(figures / "signs_smoke.csv")
+    assert set(drawn["seed"]) == {0, 1}  # like with like: not seed 2's lottery ticket
+    assert not table.map(lambda cell: "seed" in cell).any().any()  # every cell has both seeds
+    # once every seed has its rounds, every seed is drawn
+    run_sweep(target.chains(), 1, **quiet)
+    text = progress_section(target, "smoke", store, **section)[0]
+    assert "what exists:" in text and "3 seeds" in text
+    assert set(pd.read_csv(figures / "signs_smoke.csv")["seed"]) == {0, 1, 2}
 
 
 def test_round_table_shows_the_issue_rounds_that_exist_with_their_seed_spread():
