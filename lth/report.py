@@ -80,7 +80,7 @@ class Coverage:
     def status(self) -> str:
         """One line, e.g. ``paper profile: rounds 0-11 of 24 for all 45 chains, 585 of 1,085
         runs``; where seeds differ, per group of seeds: ``paper profile: rounds 0-3 of 24 for
-        seeds 0-1, round 0 for seeds 2-4 (70 chains), 205 of 1,925 runs``."""
+        seeds 0-1, round 0 for seeds 2-4 (35 chains), 161 of 845 runs``."""
         runs = f"{self.present:,} of {self.runs:,} runs"
         groups: dict[int, list[int]] = {}
         for seed, complete in self.by_seed:
