@@ -86,6 +86,51 @@ def check_clean_tree(root: str | os.PathLike, allow_dirty: bool | None = None) -
         )
 
 
+#: CPU features that change which kernels torch picks, so the low bits of a result: bf16 is
+#: native only with AVX-512 BF16 (or AMX), and emulated about 100 times slower without it.
+_NUMERIC_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def _cpu_vendor() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    for line in text.splitlines():
+        if line.startswith("vendor_id"):
+            return line.partition(":")[2].strip()
+    return platform.machine()
+
+
+@functools.cache
+def machine_type() -> str:
+    """The machine type a record's bits depend on: the CPU vendor, the vector instruction set
+    torch dispatches to and the bf16 features, for example "AuthenticAMD AVX512 avx512_bf16"
+    (DESIGN.md, "Runs, results and caching": a spec fixes its result on the same machine type).
+    A record made on an AVX-512 machine differs in its low bits from the same spec re-made on
+    an AVX2 machine, and those bits grow over training into a different early-stop point."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    flags = sorted(_cpu_flags() & set(_NUMERIC_FLAGS))
+    return " ".join([_cpu_vendor(), capability, *flags])
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); without it torch emulates
+    bf16 products at about 1% of the fp32 rate, so a bf16 run costs some 100 times more."""
+    return bool(_cpu_flags() & set(_NUMERIC_FLAGS))
+
+
 def provenance(
     device: torch.device | str,
     population: Sequence[str],
@@ -104,6 +149,7 @@ def provenance(
         "numpy": numpy.__version__,
         "device": str(device),
         "cpu": platform.processor() or platform.machine(),
+        "machine": machine_type(),
         "threads": torch.get_num_threads(),
         "platform": sys.platform,
         "population_size": len(population),

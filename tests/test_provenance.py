@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+import torch
 
 from lth import provenance
 
@@ -64,7 +65,17 @@ def test_records_for_the_committed_store_are_refused_from_a_dirty_tree(repo, mon
 
 def test_a_record_says_how_it_was_made():
     record = provenance.provenance("cpu", ["k1", "k2"], 12.345, {"dataset": "mnist"})
-    for field in ("git_commit", "git_dirty", "python", "torch", "numpy", "threads", "cpu"):
+    for field in (
+        "git_commit",
+        "git_dirty",
+        "python",
+        "torch",
+        "numpy",
+        "threads",
+        "cpu",
+        "machine",
+    ):
         assert field in record
     assert record["population"] == ["k1", "k2"] and record["population_size"] == 2
     assert record["population_wall_time_s"] == 12.35 and record["data"] == {"dataset": "mnist"}
+    assert torch.backends.cpu.get_cpu_capability() in record["machine"].split()
