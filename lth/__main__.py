@@ -127,14 +127,31 @@ def _verify(args: argparse.Namespace) -> int:
     seed = _number("--seed", args.seed, int, 0)
     minutes = None if args.max_minutes is None else _number("--max-minutes", args.max_minutes)
     folders = check_environment(args.runs, args.cache, args.data)
+    keys = list(args.keys)
+    if args.here:
+        from .provenance import machine_type
+        from .verify import cheapest_here
+
+        if keys:
+            raise ValueError("--here picks its own record: give no KEY with it")
+        key = cheapest_here(RunStore(folders["runs"]), StateCache(folders["cache"]))
+        if key is None:
+            print(
+                f"no record in {folders['runs']} is known to reproduce on this machine type "
+                f"({machine_type()}): none was made on it or re-made bit for bit on it. "
+                "Verify one by KEY (`python -m lth verify KEY`) to log it."
+            )
+            return 3
+        keys = [key]
     verdicts = verify(
-        args.keys,
+        keys,
         store=RunStore(folders["runs"]),
         cache=StateCache(folders["cache"]),
         sample=sample,
         seed=seed,
         max_minutes=minutes,
         data_root=args.data,
+        log=not args.no_log,
     )
     counts = {s: sum(v.status == s for v in verdicts) for s in ("ok", "mismatch", "skipped")}
     seconds = sum(v.seconds for v in verdicts)
@@ -216,8 +233,16 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("verify", help="re-make records alone and compare them bit for bit")
     check.add_argument("keys", nargs="*", metavar="KEY", help="record keys (default: a sample)")
     check.add_argument("--sample", default="3", help="how many records to draw (default 3)")
+    check.add_argument(
+        "--here",
+        action="store_true",
+        help="the cheapest record known to reproduce on this machine type (made or re-made on it)",
+    )
     check.add_argument("--seed", default="0", help="seed of the draw (default 0)")
     check.add_argument("--max-minutes", default=None, help="skip records that would not fit")
+    check.add_argument(
+        "--no-log", action="store_true", help="do not append to the store's verified.jsonl"
+    )
     check.add_argument("--runs", default=None, help="run store folder (default $LTH_RUNS)")
     check.add_argument("--cache", default=None, help="state cache folder (default $LTH_CACHE)")
     check.add_argument("--data", default=None, help="dataset root (default $LTH_DATA)")

@@ -11,10 +11,18 @@ chain's earlier rounds, as a sweep does. Supermask records re-use their dense ru
 Records made before members were trained independently of their population (provenance
 without ``population``) cannot be re-made bit for bit; :func:`verifiable` leaves them out of
 random samples, and verifying one explicitly reports what differs.
+
+A record reproduces only on the machine type that made it (an AVX2 CPU rounds products
+differently from an AVX-512 one, and the difference grows over training). A record that names
+another machine type (``provenance.machine``) is skipped, not called a mismatch. Records made
+before provenance named it are tried; every record verified bit for bit is logged, with the
+machine type, in the store's ``verified.jsonl``, so that ``--here`` can pick a record known to
+reproduce on this machine type (``make verify-one``).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import tempfile
@@ -27,6 +35,7 @@ import torch
 
 from .criteria import get_criterion
 from .data import Dataset
+from .provenance import code_identity, machine_type
 from .pruning import chain_steps, run_sweep, state_digest
 from .specs import LEARNED_EPOCH_HINT_S, RATE_HINT, Chain, resolve_settings
 from .store import RunStore, StateCache, is_legacy
@@ -62,6 +71,62 @@ def kind(record: dict) -> str:
 def verifiable(record: dict) -> bool:
     """Whether the record was made by the member-independent engine (so can be re-made)."""
     return not is_legacy(record)
+
+
+#: The log of records re-made bit for bit, one JSON object per line, in the store's folder.
+VERIFIED_LOG = "verified.jsonl"
+
+
+def made_on(record: dict) -> str | None:
+    """The machine type that made ``record`` (None for records from before provenance said)."""
+    return record.get("provenance", {}).get("machine")
+
+
+def verified_on(store: RunStore) -> dict[str, set[str]]:
+    """For each key in the store's verification log, the machine types it re-made on."""
+    path = store.root / VERIFIED_LOG
+    known: dict[str, set[str]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                known.setdefault(entry["key"], set()).add(entry["machine"])
+    return known
+
+
+def log_verified(store: RunStore, verdict: Verdict) -> None:
+    """Append a bit-for-bit verification to the store's log."""
+    entry = {
+        "key": verdict.key,
+        "machine": machine_type(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "git_commit": code_identity()[0],
+        "seconds": round(verdict.seconds, 1),
+    }
+    store.root.mkdir(parents=True, exist_ok=True)
+    with open(store.root / VERIFIED_LOG, "a") as log:
+        log.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def known_here(store: RunStore) -> list[str]:
+    """Keys of the store's verifiable records made on this machine type or logged as re-made
+    bit for bit on it."""
+    here, logged = machine_type(), verified_on(store)
+    keys = []
+    for key in store.keys():
+        record = store.get(key)
+        if record is not None and verifiable(record):
+            if made_on(record) == here or here in logged.get(key, ()):
+                keys.append(key)
+    return keys
+
+
+def elsewhere(record: dict) -> str | None:
+    """Why ``record`` cannot be checked on this machine (made on another type), else None."""
+    made = made_on(record)
+    if made is not None and made != machine_type():
+        return f"made on another machine type ({made}; this one is {machine_type()})"
+    return None
 
 
 def chain_of(spec: dict) -> tuple[Chain, int]:
@@ -231,12 +296,22 @@ def verify_record(
     detail = "; ".join(diffs[:6]) + (f"; {len(diffs) - 6} more" if len(diffs) > 6 else "")
     if diffs and not verifiable(record):
         detail += " (a legacy record, made before member independence)"
+    elif diffs and made_on(record) is None:
+        detail += (
+            f" (its provenance does not name the machine type that made it; this one is "
+            f"{machine_type()}, and records reproduce only on their own type)"
+        )
     return Verdict(record["key"], status, describe(record), detail, time.perf_counter() - t0)
 
 
 def candidates(store: RunStore, sample: int, seed: int) -> Iterator[str]:
-    """Keys of the store's verifiable records in a seeded random order."""
-    keys = [k for k in store.keys() if (r := store.get(k)) is not None and verifiable(r)]
+    """Keys of the store's verifiable records not made on another machine type, in a seeded
+    random order."""
+    keys = [
+        k
+        for k in store.keys()
+        if (r := store.get(k)) is not None and verifiable(r) and elsewhere(r) is None
+    ]
     random.Random(seed).shuffle(keys)
     return iter(keys)
 
@@ -252,10 +327,13 @@ def verify(
     data_root: str | None = None,
     data: Dataset | None = None,
     report: Callable[[str], None] = print,
+    log: bool = True,
 ) -> list[Verdict]:
     """Verify the records ``keys``, or (no keys) ``sample`` verifiable records drawn with
-    ``seed``; a record whose estimated cost exceeds what is left of ``max_minutes`` is skipped
-    (a sample then draws another). One line per record goes to ``report``."""
+    ``seed``; a record whose estimated cost exceeds what is left of ``max_minutes``, or that was
+    made on another machine type, is skipped (a sample then draws another). One line per record
+    goes to ``report``; with ``log``, each record re-made bit for bit is logged
+    (:func:`log_verified`)."""
     for key in keys:
         if key not in store:
             raise ValueError(f"no record {key!r} in {store.root}")
@@ -267,6 +345,11 @@ def verify(
         if sum(v.status != "skipped" for v in verdicts) >= wanted:
             break
         record = store.get(key)
+        if (why := elsewhere(record)) is not None:
+            verdict = Verdict(key, "skipped", describe(record), why)
+            verdicts.append(verdict)
+            report(verdict.line())
+            continue
         if deadline is not None:
             left = (deadline - time.monotonic()) / 60
             cost = estimate_minutes(record, store, cache)
@@ -278,6 +361,15 @@ def verify(
                 report(verdict.line())
                 continue
         verdict = verify_record(record, store, cache, data_root, data)
+        if log and verdict.status == "ok":
+            log_verified(store, verdict)
         verdicts.append(verdict)
         report(verdict.line())
     return verdicts
+
+
+def cheapest_here(store: RunStore, cache: StateCache) -> str | None:
+    """The record known to reproduce on this machine type (:func:`known_here`) that is cheapest
+    to re-make, or None if there is none."""
+    keys = known_here(store)
+    return min(keys, key=lambda k: estimate_minutes(store.get(k), store, cache), default=None)

@@ -15,7 +15,7 @@ from lth.__main__ import main
 from lth.experiments import Chain, learned_supermask_sweep, resolve_settings, run_sweep
 from lth.store import RunStore, StateCache
 from lth.supermask import LearnedSupermask
-from lth.verify import verify
+from lth.verify import VERIFIED_LOG, candidates, verify
 
 CHAINS = [Chain("fc", 0, "large_final", iterations=150), Chain("fc", 1, "random", iterations=150)]
 
@@ -92,6 +92,35 @@ def test_a_sample_leaves_legacy_records_out_and_keeps_to_the_budget(swept, capsy
     args = ["verify", "--sample", "2", "--max-minutes", "0", "--runs", str(store.root)]
     assert main([*args, "--cache", str(cache.root)]) == 3  # everything skipped: nothing verified
     assert "SKIPPED" in capsys.readouterr().out
+
+
+def test_records_of_another_machine_type_are_skipped_and_here_picks_one_known_here(
+    swept, cli_data, capsys
+):
+    store, cache = swept
+    other = CHAINS[1].run_key(1)
+    record = store.get(other)
+    record["provenance"]["machine"] = "GenuineIntel AVX2"  # as made on another machine type
+    store.path(other).write_text(json.dumps(record))
+    (verdict,) = verify([other], store=store, cache=cache, report=lambda s: None, data=TINY)
+    assert (
+        verdict.status == "skipped" and "another machine type (GenuineIntel AVX2" in verdict.detail
+    )
+    assert other not in set(candidates(store, 50, 0))
+    # records from before provenance named the machine type: --here needs one re-made here
+    for key in store.keys():
+        record = store.get(key)
+        record["provenance"].pop("machine", None)
+        store.path(key).write_text(json.dumps(record))
+    (store.root / VERIFIED_LOG).unlink(missing_ok=True)
+    args = ["verify", "--here", "--runs", str(store.root), "--cache", str(cache.root)]
+    assert main(args) == 3
+    assert "is known to reproduce on this machine type" in capsys.readouterr().out
+    dense = CHAINS[0].run_key(0)
+    (verdict,) = verify([dense], store=store, cache=cache, report=lambda s: None, data=TINY)
+    assert verdict.status == "ok" and dense in (store.root / VERIFIED_LOG).read_text()
+    assert main(args) == 0
+    assert f"OK       {dense}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
