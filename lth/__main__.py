@@ -167,7 +167,15 @@ def _verify(args: argparse.Namespace) -> int:
 def _campaign(args: argparse.Namespace) -> int:
     """Exit status 0 when every target is complete, 4 when the deadline stopped the campaign
     (the normal end of a sitting), 2 for bad input."""
-    from .campaign import campaign_plan, get_targets, parse_deadline, run_campaign
+    from .campaign import (
+        NO_NATIVE_BF16,
+        campaign_plan,
+        get_targets,
+        parse_deadline,
+        run_campaign,
+        trains_bf16,
+    )
+    from .provenance import machine_type, native_bf16
 
     targets = get_targets(args.only)
     where = _where(args)
@@ -182,6 +190,10 @@ def _campaign(args: argparse.Namespace) -> int:
         print(f"in all: {made:,} runs and records to make, about {hours:,.1f} h", end="")
         waiting = [p.target.name for p in plans if p.waiting is not None and not p.to_train]
         print(f", and {', '.join(waiting)} once chosen" if waiting else "")
+        if where["device"] == "cpu" and not native_bf16():
+            bf16 = [t.name for t in targets if trains_bf16(t, store)]
+            if bf16:
+                print(f"left out here: {', '.join(bf16)}: {NO_NATIVE_BF16.format(machine_type())}")
         return 0
     hours = None if args.hours is None else _number("--hours", args.hours)
     deadline = parse_deadline(args.until, hours)

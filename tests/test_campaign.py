@@ -136,6 +136,28 @@ def test_supermask_targets_stopped_by_their_deadline_and_restarted_write_the_sam
     assert results(stopped) == results(whole)
 
 
+def test_bf16_targets_are_left_out_on_a_cpu_without_native_bf16(tmp_path, monkeypatch):
+    bf16 = Target(
+        "small-bf16",
+        "2 dense runs in bf16",
+        (resolve_settings("smoke", "fc", None, [0, 1], 0, 300, precision="bf16"),),
+    )
+    monkeypatch.setattr(campaign, "native_bf16", lambda: False)
+    lines = []
+    where = folders(tmp_path)
+    targets = (bf16, SUPERMASKS[0])
+    done = run_campaign(
+        targets, time.time() + 600, **where, data=TINY, progress=False, log=lines.append
+    )
+    assert not done and any("small-bf16: left out here" in line for line in lines)
+    assert {r["spec"]["precision"] for r in map(where["store"].get, where["store"].keys())} == {
+        "fp32"
+    }  # the fp32 target after it still ran
+    assert campaign.trains_bf16(bf16, where["store"]) and not campaign.trains_bf16(
+        SUPERMASKS[0], where["store"]
+    )
+
+
 def test_the_dry_run_of_a_fresh_clone_prints_every_target(tmp_path, capsys):
     args = ["campaign", "--dry-run", "--runs", str(tmp_path / "runs")]
     assert main([*args, "--cache", str(tmp_path / "cache")]) == 0
