@@ -4,6 +4,7 @@ differences; the paper's claims and numbers are in :mod:`lth.paper`).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -389,11 +390,16 @@ def describe_runs(frame: pd.DataFrame, store: RunStore) -> str:
         if legacy
         else "every one re-makeable bit for bit (`python -m lth verify`)"
     )
+    machines = Counter(r["provenance"].get("machine") for r in records)
+    unrecorded = machines.pop(None, 0)
+    types = [f"{name} ({n:,})" for name, n in sorted(machines.items())]
+    if unrecorded:
+        types.append(f"not recorded ({unrecorded:,}: made before provenance named it)")
     return (
         f"{len(records)} distinct runs ({len(frame)} rows: the dense runs are shared by every "
         f"chain of a seed)\ntrained on {devices} with torch {versions}, code {commits}: "
         f"{wall / 3600:.2f} h of training wall time in all\ntest images per run: {tests}\n"
-        f"{remakeable}"
+        f"{remakeable}, on the machine type that made it\nmachine types: {', '.join(types)}"
     )
 
 

@@ -15,6 +15,7 @@ from lth.criteria import CRITERIA
 from lth.experiments import Chain, resolve_settings, run_sweep
 from lth.nets import get_architecture, percent_remaining
 from lth.paper import FIGURE3_CRITERIA
+from lth.provenance import machine_type
 from lth.store import RunStore, StateCache
 from lth.supermask import untrained_supermask_accuracy
 from lth.train import train_population
@@ -227,13 +228,16 @@ def test_describe_runs_reports_provenance(tmp_path):
     assert text.startswith("3 distinct runs (4 rows")
     assert "torch" in text and "test images per run: 100" in text
     assert "every one re-makeable bit for bit" in text
+    assert f"machine types: {machine_type()} (3)" in text
     store = RunStore(tmp_path / "runs")
     legacy = store.get(chains[1].run_key(1))
     del legacy["provenance"]["population"]  # as made before member independence
     store.path(chains[1].run_key(1)).write_text(json.dumps(legacy))
-    assert "1 of them made before members trained independently" in experiments.describe_runs(
-        frame, store
-    )
+    del legacy["provenance"]["machine"]
+    store.path(chains[1].run_key(1)).write_text(json.dumps(legacy))
+    text = experiments.describe_runs(frame, store)
+    assert "1 of them made before members trained independently" in text
+    assert f"{machine_type()} (2), not recorded (1: made before provenance" in text
 
 
 def _fail(*args, **kwargs):
