@@ -91,26 +91,22 @@ def check_clean_tree(root: str | os.PathLike, allow_dirty: bool | None = None) -
 _NUMERIC_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
 
 
+@functools.cache
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` line of ``/proc/cpuinfo`` (None where there is none, as off Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == field:
+            return value.strip()
+    return None
+
+
 def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
-
-
-def _cpu_vendor() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.machine()
-    for line in text.splitlines():
-        if line.startswith("vendor_id"):
-            return line.partition(":")[2].strip()
-    return platform.machine()
+    return set((_cpuinfo("flags") or "").split())
 
 
 @functools.cache
@@ -122,7 +118,7 @@ def machine_type() -> str:
     an AVX2 machine, and those bits grow over training into a different early-stop point."""
     capability = torch.backends.cpu.get_cpu_capability()
     flags = sorted(_cpu_flags() & set(_NUMERIC_FLAGS))
-    return " ".join([_cpu_vendor(), capability, *flags])
+    return " ".join([_cpuinfo("vendor_id") or platform.machine(), capability, *flags])
 
 
 def native_bf16() -> bool:
