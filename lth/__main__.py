@@ -127,6 +127,7 @@ def _verify(args: argparse.Namespace) -> int:
     seed = _number("--seed", args.seed, int, 0)
     minutes = None if args.max_minutes is None else _number("--max-minutes", args.max_minutes)
     folders = check_environment(args.runs, args.cache, args.data)
+    store, cache = RunStore(folders["runs"]), StateCache(folders["cache"])
     keys = list(args.keys)
     if args.here:
         from .provenance import machine_type
@@ -134,7 +135,7 @@ def _verify(args: argparse.Namespace) -> int:
 
         if keys:
             raise ValueError("--here picks its own record: give no KEY with it")
-        key = cheapest_here(RunStore(folders["runs"]), StateCache(folders["cache"]))
+        key = cheapest_here(store, cache)
         if key is None:
             print(
                 f"no record in {folders['runs']} is known to reproduce on this machine type "
@@ -145,8 +146,8 @@ def _verify(args: argparse.Namespace) -> int:
         keys = [key]
     verdicts = verify(
         keys,
-        store=RunStore(folders["runs"]),
-        cache=StateCache(folders["cache"]),
+        store=store,
+        cache=cache,
         sample=sample,
         seed=seed,
         max_minutes=minutes,

@@ -88,7 +88,7 @@ def check_clean_tree(root: str | os.PathLike, allow_dirty: bool | None = None) -
 
 #: CPU features that change which kernels torch picks, so the low bits of a result: bf16 is
 #: native only with AVX-512 BF16 (or AMX), and emulated about 100 times slower without it.
-_NUMERIC_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+_NUMERIC_FLAGS = frozenset(("avx512_bf16", "amx_bf16", "amx_tile"))
 
 
 @functools.cache
@@ -105,8 +105,9 @@ def _cpuinfo(field: str) -> str | None:
     return None
 
 
-def _cpu_flags() -> set[str]:
-    return set((_cpuinfo("flags") or "").split())
+def _bf16_features() -> list[str]:
+    """This CPU's flags among :data:`_NUMERIC_FLAGS`, sorted."""
+    return sorted(_NUMERIC_FLAGS.intersection((_cpuinfo("flags") or "").split()))
 
 
 @functools.cache
@@ -117,14 +118,13 @@ def machine_type() -> str:
     A record made on an AVX-512 machine differs in its low bits from the same spec re-made on
     an AVX2 machine, and those bits grow over training into a different early-stop point."""
     capability = torch.backends.cpu.get_cpu_capability()
-    flags = sorted(_cpu_flags() & set(_NUMERIC_FLAGS))
-    return " ".join([_cpuinfo("vendor_id") or platform.machine(), capability, *flags])
+    return " ".join([_cpuinfo("vendor_id") or platform.machine(), capability, *_bf16_features()])
 
 
 def native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); without it torch emulates
     bf16 products at about 1% of the fp32 rate, so a bf16 run costs some 100 times more."""
-    return bool(_cpu_flags() & set(_NUMERIC_FLAGS))
+    return bool(_bf16_features())
 
 
 def provenance(

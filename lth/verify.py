@@ -108,17 +108,17 @@ def log_verified(store: RunStore, verdict: Verdict) -> None:
         log.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
-def known_here(store: RunStore) -> list[str]:
-    """Keys of the store's verifiable records made on this machine type or logged as re-made
+def known_here(store: RunStore) -> dict[str, dict]:
+    """The store's verifiable records, by key, made on this machine type or logged as re-made
     bit for bit on it."""
     here, logged = machine_type(), verified_on(store)
-    keys = []
+    known = {}
     for key in store.keys():
         record = store.get(key)
         if record is not None and verifiable(record):
             if made_on(record) == here or here in logged.get(key, ()):
-                keys.append(key)
-    return keys
+                known[key] = record
+    return known
 
 
 def elsewhere(record: dict) -> str | None:
@@ -371,5 +371,5 @@ def verify(
 def cheapest_here(store: RunStore, cache: StateCache) -> str | None:
     """The record known to reproduce on this machine type (:func:`known_here`) that is cheapest
     to re-make, or None if there is none."""
-    keys = known_here(store)
-    return min(keys, key=lambda k: estimate_minutes(store.get(k), store, cache), default=None)
+    known = known_here(store)
+    return min(known, key=lambda k: estimate_minutes(known[k], store, cache), default=None)
