@@ -250,6 +250,61 @@ def gap_to(frame: pd.DataFrame, reference: str, hue: str = "criterion") -> pd.Da
     return joined.assign(gap_points=100 * (joined["test_accuracy"] - joined["reference_accuracy"]))
 
 
+#: The lottery ticket's value of each column a pruning figure's curves differ by (book/spec.md
+#: sections 5-7: criterion large_final, mask-1 action rewind, mask-0 action zero): the curve a
+#: figure's gap panel measures every other against (:func:`with_gap_panel`).
+LOTTERY_TICKET: dict[str, str] = {"criterion": "large_final", "mask1": "rewind", "mask0": "zero"}
+
+#: The gap panel's lowest point (points): curves further below leave it, so that the gaps the
+#: claims speak about (a point or two) stay readable beside a curve that collapses.
+GAP_ZOOM = -5.0
+
+
+def gap_reference(frame: pd.DataFrame, hue: str, reference: str | None = None) -> str | None:
+    """The curve :func:`with_gap_panel` measures ``frame``'s others against: ``reference``
+    (default: :data:`LOTTERY_TICKET`'s ``hue`` value), or None where ``frame`` lacks it, has
+    only one curve or no pruned network."""
+    reference = reference or LOTTERY_TICKET.get(hue)
+    levels = set(frame[hue])
+    pruned = bool((frame["percent_remaining"] < 100).any())
+    return reference if reference in levels and len(levels) > 1 and pruned else None
+
+
+def with_gap_panel(
+    frame: pd.DataFrame,
+    hue: str = "criterion",
+    *,
+    title: str = "",
+    dashed: tuple[str, ...] | None = None,
+    reference: str | None = None,
+) -> plt.Figure:
+    """A pruning figure: the paper-style panel (:func:`accuracy_vs_remaining`) above the same
+    runs as their gap to ``reference`` (default: :data:`LOTTERY_TICKET`'s ``hue`` value) of the
+    same seed and round (:func:`gap_to`), zoomed to :data:`GAP_ZOOM` points and above. Runs of one
+    seed share their initial weights, so the paired gaps show the ordering the paper's claims
+    speak about, which seed-to-seed spread hides in the top panel. Without a reference
+    (:func:`gap_reference`), the top panel alone."""
+    reference = gap_reference(frame, hue, reference)
+    if reference is None:
+        return accuracy_vs_remaining(frame, hue=hue, dashed=dashed, title=title)
+    figure, (top, gaps) = plt.subplots(2, 1, figsize=(9, 10))
+    accuracy_vs_remaining(frame, hue=hue, dashed=dashed, ax=top, title=title)
+    paired = gap_to(frame, reference, hue)
+    accuracy_vs_remaining(
+        paired,
+        hue=hue,
+        y="gap_points",
+        dashed=dashed,
+        ax=gaps,
+        reference=0.0,
+        title=f"The same runs, each minus {reference} of the same seed and round",
+    )
+    if gaps.get_ylim()[0] < GAP_ZOOM:
+        gaps.set_ylim(GAP_ZOOM, max(1.0, paired["gap_points"].max() + 0.5))  # the bands' top
+        gaps.set_title(f"{gaps.get_title()} (zoom: curves below {GAP_ZOOM:g} points leave it)")
+    return figure
+
+
 def save_png(figure: plt.Figure, path: str | Path, dpi: int = 150) -> Path:
     """Save ``figure`` as PNG, creating the folder; returns the path."""
     path = Path(path)

@@ -16,7 +16,7 @@ import pandas as pd
 from . import paper
 from .data import SPLITS
 from .nets import get_architecture
-from .plots import accuracy_vs_remaining, save_png
+from .plots import gap_reference, save_png, with_gap_panel
 from .specs import PROFILES, Chain, Settings, resolve_settings
 from .store import RunStore, is_legacy
 from .train import (
@@ -274,6 +274,12 @@ def progress_section(
         + ("." if cov.done else "; a curve stops where its chain's next round is not trained yet.")
         + " "
         + late_stops(pruned, iterations, hue)
+        + (
+            f" Below it, the same runs as their gap to {reference} of the same seed and round "
+            "(paired by seed: the ordering the paper's claims speak about)."
+            if (reference := gap_reference(frame, hue))
+            else ""
+        )
         + ("" if cov.done else " The campaign (`python -m lth campaign`) trains the rest.")
         + (
             "\n\nThe table under the figure: test accuracy at early stopping (%), mean and "
@@ -286,11 +292,12 @@ def progress_section(
         if deepest
         else f"{head} Only the dense networks exist so far; the figure shows them."
     )
-    figure = accuracy_vs_remaining(
+    figure = with_gap_panel(
         frame,
         hue=hue,
         dashed=dashed,
-        title=f"{target.net.upper()}, {target_profile} profile so far ("
+        title=f"{target.net.upper()}, {target_profile} profile"
+        + (" (" if cov.done else " so far (")
         + (f"{seed_list(drawn.seeds)}; " if of_seeds else "")
         + f"{cov.present:,} of {cov.runs:,} runs)",
     )

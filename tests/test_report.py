@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 from conftest import TINY  # noqa: E402
 
 from lth.experiments import (  # noqa: E402
@@ -45,6 +46,10 @@ def test_coverage_and_the_target_section_show_what_exists(tmp_path):
     assert text.startswith("**Smoke profile: rounds 0-1 of 2 for all 2 chains, 4 of 5 runs.**")
     assert "next round is not trained yet" in text and "trains the rest" in text
     assert figure is not None and (figures / "criteria_smoke.png").exists()
+    # the paper-style panel above the gap to the lottery ticket's criterion, paired by seed
+    top, gaps = figure.axes
+    assert "so far" in top.get_title() and "minus large_final" in gaps.get_title()
+    assert "Below it, the same runs as their gap to large_final" in text
     # a profile of 2 rounds tabulates both; round 2 exists for the first chain only
     first, second = (c.criterion for c in target.chains())
     assert [c.split(" (")[0] for c in table.columns] == ["round 1", "round 2"]
@@ -54,9 +59,10 @@ def test_coverage_and_the_target_section_show_what_exists(tmp_path):
     assert (figures / "criteria.status").read_text() == "smoke profile in progress: 4 of 5 runs"
     # once the target is complete, the status goes, and the text speaks of nothing to come
     run_sweep(target.chains(), 2, **quiet)
-    text = target_profile_section(
+    text, figure, _ = target_profile_section(
         page, "smoke", store, hue="criterion", figures=figures, name="criteria"
-    )[0]
+    )
+    assert "so far" not in figure.axes[0].get_title()
     assert not (figures / "criteria.status").exists()
     assert text.startswith("**Smoke profile: rounds 0-2 of 2 for all 2 chains, 5 of 5 runs.**")
     assert "not trained yet" not in text and "trains the rest" not in text
@@ -170,3 +176,31 @@ def test_late_stops_count_the_runs_still_learning_in_the_last_tenth():
     assert late_stops(early, 1000, "criterion").endswith(
         "0 (0%) reach their early-stopping point in the last tenth of training."
     )
+
+
+def test_the_gap_panel_needs_the_lottery_ticket_another_curve_and_a_pruned_round():
+    from lth.plots import gap_reference, with_gap_panel
+
+    rows = [
+        {
+            "criterion": c,
+            "mask1": "rewind",
+            "seed": 0,
+            "round": r,
+            "percent_remaining": p,
+            "test_accuracy": 0.97 if r == 0 else a,  # round 0: the dense run both share
+        }
+        for c, a in (("large_final", 0.98), ("random", 0.96))
+        for r, p in ((0, 100.0), (1, 80.0))
+    ]
+    frame = pd.DataFrame(rows)
+    assert gap_reference(frame, "criterion") == "large_final"
+    assert gap_reference(frame, "mask1") is None  # one curve: nothing to measure against
+    assert gap_reference(frame[frame["criterion"] == "random"], "criterion") is None
+    assert gap_reference(frame[frame["round"] == 0], "criterion") is None  # dense only
+    assert gap_reference(frame, "criterion", "random") == "random"
+    gaps = with_gap_panel(frame, "criterion").axes[1]
+    random_line = next(line for line in gaps.lines if line.get_label() == "random")
+    by_level = dict(zip(random_line.get_xdata(), random_line.get_ydata(), strict=True))
+    assert by_level == pytest.approx({100.0: 0.0, 80.0: -2.0})  # points, paired by round
+    assert len(with_gap_panel(frame, "mask1").axes) == 1
