@@ -22,12 +22,14 @@ chains at the paper's protocol, rebuilt from the committed chain steps (``data/r
 :mod:`lth.chains`: no training), one chain per member in the order of the criteria, for the
 rounds the campaign has begun. Real masks are not spread like random ones (whole input pixels
 go), and the sparse kernels' speed depends on it. The first iterations of every measurement are
-a warm-up. Run it on an otherwise idle machine (pause the campaign: ``kill -STOP``, then
+a warm-up. ``--mixed`` adds a table: a population half dense, half sparse against its halves
+trained apart (random masks), the case :func:`lth.pruning.populations` avoids. Run it on an
+otherwise idle machine (pause the campaign: ``kill -STOP``, then
 ``-CONT``).
 
     python benchmarks/sparse.py [--net fc|conv2] [--members 1 4 16] [--rounds 0 3 7 ...]
         [--iterations N] [--eval small|full] [--masks random|committed] [--device cpu|cuda]
-        [--threads T]
+        [--threads T] [--mixed]
 """
 
 from __future__ import annotations
@@ -84,24 +86,24 @@ def committed_population(round_: int, members: int, device: torch.device) -> Pop
     return Population.from_members(arch, [s[1] for s in starts], [s[2] for s in starts]).to(device)
 
 
-def rate(
+def seconds(
     net: str,
     round_: int,
-    members: int,
-    layers: tuple[int, ...],
+    plan: list[tuple[int, ...]],
     data: Dataset,
     iterations: int,
     eval_every: int,
     device: torch.device,
     masks: str = "random",
 ) -> float:
-    """Model-samples/s of ``members`` networks at ``round_`` with ``layers`` sparse, their masks
-    seeded random or the committed chains' (``masks``)."""
+    """Wall seconds of ``iterations`` timed iterations of a population at ``round_`` whose
+    member j runs the layers ``plan[j]`` sparse, its masks seeded random or the committed
+    chains' (``masks``)."""
+    members = len(plan)
     if masks == "committed":
         pop = committed_population(round_, members, device)
     else:
         pop = lottery_population(round_, members, device, net)
-    plan = [layers] * members
     lr, seeds = PROTOCOLS[net].lr, list(range(members))
     warm = Protocol(iterations=max(2, iterations // 10), lr=lr)
     train_population(pop, data, warm, seeds, sparse=plan)
@@ -110,7 +112,26 @@ def rate(
     start = time.perf_counter()
     train_population(pop, data, protocol, seeds, sparse=plan)
     sync(device)
-    return members * iterations * protocol.batch_size / (time.perf_counter() - start)
+    return time.perf_counter() - start
+
+
+def rate(net: str, round_: int, members: int, layers: tuple[int, ...], *args) -> float:
+    """Model-samples/s of ``members`` networks at ``round_``, each with ``layers`` sparse (the
+    other arguments as :func:`seconds`)."""
+    wall = seconds(net, round_, [layers] * members, *args)
+    return members * args[1] * PROTOCOLS[net].batch_size / wall
+
+
+def mixed_rates(round_: int, members: int, layers: tuple[int, ...], *args) -> tuple[float, float]:
+    """Model-samples/s of a population whose first half runs dense and second half runs
+    ``layers`` sparse, and of the same two halves trained as two populations one after the
+    other (the other arguments as :func:`seconds`)."""
+    half = members // 2
+    dense, sparse = [()] * half, [layers] * (members - half)
+    samples = members * args[1] * PROTOCOLS["fc"].batch_size
+    together = seconds("fc", round_, dense + sparse, *args)
+    apart = seconds("fc", round_, dense, *args) + seconds("fc", round_, sparse, *args)
+    return samples / together, samples / apart
 
 
 def main() -> None:
@@ -123,7 +144,14 @@ def main() -> None:
     parser.add_argument("--masks", choices=("random", "committed"), default="random")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="FC: also half dense, half sparse members in one population against apart",
+    )
     args = parser.parse_args()
+    if args.mixed and (args.net != "fc" or min(args.members) < 2):
+        parser.error("--mixed: FC only, and at least 2 members (half dense, half sparse)")
     if args.masks == "committed" and args.net != "fc":
         parser.error(
             "--masks committed: only FC's Figure 3 chains are committed at the paper's protocol"
@@ -183,6 +211,25 @@ def main() -> None:
                 f"{engine / rates['dense']:>11.2f}x",
                 flush=True,
             )
+    if args.mixed:
+        mixed_table(args.rounds, args.members, arch, (data, iterations, eval_every, device))
+
+
+def mixed_table(rounds, members, arch, common) -> None:
+    """``--mixed``: at each round from 9 (where FC's engine runs fc1 and fc2 sparse), a
+    population of K members, the first half dense and the rest sparse, against its two halves
+    trained apart, one after the other (model-samples/s; :func:`lth.pruning.populations`)."""
+    print("\nhalf dense, half sparse: one population against the two halves apart")
+    print(f"{'round':>5s} {'K':>3s} {'one population':>15s} {'halves apart':>13s} {'ratio':>6s}")
+    for round_ in rounds:
+        names = sparse_layers(arch, round_, "zero", "fp32")
+        picked = tuple(i for i, layer in enumerate(arch.layers) if layer.name in names)
+        if not picked:
+            continue
+        for k in members:
+            together, apart = mixed_rates(round_, k, picked, *common, "random")
+            ratio = apart / together
+            print(f"{round_:>5d} {k:>3d} {together:>15,.0f} {apart:>13,.0f} {ratio:>5.2f}x")
 
 
 if __name__ == "__main__":

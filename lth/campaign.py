@@ -6,9 +6,10 @@ sitting at a time.
 says, without training, how much of each target exists and what the rest costs at the rate
 measured from the store's own records; :func:`run_campaign` trains what is missing, target by
 target, one population per round across the target's chains (split into populations of at most
-``max_population``), and stops at its deadline at a clean point: the population in training is
-checkpointed at its next evaluation point (:class:`lth.train.Checkpoint`), so the next sitting
-resumes it mid-round and loses nothing finished.
+``max_population``, one sparse plan each: :func:`lth.pruning.populations`), and stops at its
+deadline at a clean point: the population in training is checkpointed at its next evaluation
+point (:class:`lth.train.Checkpoint`), so the next sitting resumes it mid-round and loses
+nothing finished.
 
     python -m lth campaign --dry-run            # the plan and its cost
     python -m lth campaign --hours 2.5          # train for 2.5 hours, then stop cleanly

@@ -301,8 +301,7 @@ def _sweep_rounds(context: _Round, chains, plan, keep_state, max_population, log
         while members:  # other processes may hold some of this round's runs: wait for them
             mine, locks, others = _claim(members, store, cache, wants_state)
             if mine:
-                size = max_population or len(mine)
-                groups = [list(mine.items())[i : i + size] for i in range(0, len(mine), size)]
+                groups = populations(mine, r, max_population, cache)
                 try:
                     with Heartbeat(locks):
                         for group in groups:  # each population's steps, as soon as it is done
@@ -319,6 +318,34 @@ def _sweep_rounds(context: _Round, chains, plan, keep_state, max_population, log
         if r < rounds:
             _commit_cached_steps([c for c in chains if plan[c][r + 1]], r, store, cache)
         states = new_states
+
+
+def populations(
+    members: dict[str, Chain], r: int, size: int | None, cache: StateCache
+) -> list[list[tuple[str, Chain]]]:
+    """Round ``r``'s runs ``members`` (run key -> chain) as the populations to train, each of
+    at most ``size`` runs (``None``: no limit). First, as it was, every population a stopped
+    sitting checkpointed (:func:`checkpointed_populations`) whose runs are all here, so that it
+    resumes whatever grouping made it; then the others, one sparse plan
+    (:meth:`lth.specs.Chain.sparse_plan`) per population, in the order the plans first come.
+
+    One plan per population is a matter of speed, not of results (member independence: a run's
+    record does not depend on its companions). A population that mixes dense and sparse members
+    trains slower than dense alone: FC, 4 dense and 4 sparse members, 33k model-samples/s in one
+    population against 53-59k for the two halves apart, one after the other, at rounds 10-22
+    (``benchmarks/sparse.py --members 8 --rounds 10 16 22 --eval full --mixed``; benchmarks/
+    NOTES.md, "Mixed populations")."""
+    groups, left = [], dict(members)
+    for keys in checkpointed_populations(cache):
+        if keys and all(key in left for key in keys):
+            groups.append([(key, left.pop(key)) for key in keys])
+    by_plan: dict[tuple[int, ...], list[tuple[str, Chain]]] = {}
+    for key, chain in left.items():
+        by_plan.setdefault(chain.sparse_plan(r), []).append((key, chain))
+    for runs in by_plan.values():
+        step = size or len(runs)
+        groups.extend(runs[i : i + step] for i in range(0, len(runs), step))
+    return groups
 
 
 def _commit_steps(chains: Sequence[Chain], r: int, states: dict, store: RunStore) -> None:
@@ -430,6 +457,22 @@ def population_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{fingerprint}.json").write_text(json.dumps(members))
     return Checkpoint(folder / f"{fingerprint}.pt", fingerprint, every_s, deadline)
+
+
+def checkpointed_populations(cache: StateCache) -> list[list[str]]:
+    """The record keys of every population with a checkpoint in the cache to resume from (a
+    members file beside a saved ``.pt``), in the order of their fingerprints."""
+    found = []
+    for members_file in sorted((cache.root / "checkpoints").glob("*.json")):
+        if not members_file.with_suffix(".pt").exists():
+            continue
+        try:
+            members = json.loads(members_file.read_text())
+        except ValueError:
+            continue
+        if isinstance(members, list) and all(isinstance(key, str) for key in members):
+            found.append(members)
+    return found
 
 
 def clean_checkpoints(cache: StateCache, store: RunStore) -> None:

@@ -215,8 +215,46 @@ def test_a_sparse_sweep_records_and_verifies_its_sparse_rounds(tmp_path):
     record = store.get(chains[0].run_key(first))
     assert record["spec"]["sparse"] == ["fc1", "fc2"]
     assert record["result"]["test_accuracy"] > 0.2
+    # one population while both run dense, one per sparse plan from the first sparse round
+    sizes = [
+        [store.get(c.run_key(r))["provenance"]["population_size"] for c in chains]
+        for r in (first - 1, first)
+    ]
+    assert sizes == [[2, 2], [1, 1]]
     keys = [chains[0].run_key(first), chains[1].run_key(first)]
     verdicts = verify(
         keys, store=store, cache=StateCache(tmp_path / "fresh"), report=print, data=TINY
     )
     assert [v.status for v in verdicts] == ["ok", "ok"]
+
+
+def test_a_round_trains_one_sparse_plan_per_population_after_checkpointed_ones(tmp_path):
+    """Dense and sparse members apart (a mixed population trains at about the dense rate), but
+    a population a stopped sitting checkpointed resumes as it was, mixed or not."""
+    from lth.experiments import Chain
+    from lth.pruning import population_checkpoint, populations
+    from lth.store import StateCache
+
+    first = next(r for r in range(30) if 0.8**r < SPARSE_BELOW)
+    sparse = [Chain("fc", s, sparse=True) for s in range(3)]
+    dense = [Chain("fc", s, mask0="freeze_init", sparse=True) for s in range(3)]
+    listed = [c for pair in zip(sparse, dense, strict=True) for c in pair]  # as targets list them
+    members = {c.run_key(first): c for c in listed}
+    cache = StateCache(tmp_path)
+
+    def chains_of(groups):
+        return [[chain for _, chain in group] for group in groups]
+
+    expected = [sparse[:2], sparse[2:], dense[:2], dense[2:]]
+    assert chains_of(populations(members, first, 2, cache)) == expected
+    assert chains_of(populations(members, first, None, cache)) == [sparse, dense]
+    stopped = [sparse[2].run_key(first), dense[0].run_key(first)]
+    checkpoint = population_checkpoint(cache, stopped, 300.0, None)
+    assert chains_of(populations(members, first, 2, cache)) == expected  # nothing saved yet
+    checkpoint.path.write_bytes(b"saved")
+    groups = populations(members, first, 2, cache)
+    assert [key for key, _ in groups[0]] == stopped
+    assert chains_of(groups[1:]) == [sparse[:2], dense[1:]]
+    # a checkpoint of runs not all in this round's set is left alone
+    alone = {stopped[0]: sparse[2]}
+    assert populations(alone, first, 2, cache) == [[(stopped[0], sparse[2])]]
