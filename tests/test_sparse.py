@@ -229,8 +229,9 @@ def test_a_sparse_sweep_records_and_verifies_its_sparse_rounds(tmp_path):
 
 
 def test_a_round_trains_one_sparse_plan_per_population_after_checkpointed_ones(tmp_path):
-    """Dense and sparse members apart (a mixed population trains at about the dense rate), but
-    a population a stopped sitting checkpointed resumes as it was, mixed or not."""
+    """Dense and sparse members apart (a mixed population trains slower than its two halves
+    one after the other), but a population a stopped sitting checkpointed resumes as it was,
+    mixed or not."""
     from lth.experiments import Chain
     from lth.pruning import population_checkpoint, populations
     from lth.store import StateCache
