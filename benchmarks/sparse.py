@@ -24,8 +24,7 @@ rounds the campaign has begun. Real masks are not spread like random ones (whole
 go), and the sparse kernels' speed depends on it. The first iterations of every measurement are
 a warm-up. ``--mixed`` adds a table: a population half dense, half sparse against its halves
 trained apart (random masks), the case :func:`lth.pruning.populations` avoids. Run it on an
-otherwise idle machine (pause the campaign: ``kill -STOP``, then
-``-CONT``).
+otherwise idle machine (pause the campaign: ``kill -STOP``, then ``-CONT``).
 
     python benchmarks/sparse.py [--net fc|conv2] [--members 1 4 16] [--rounds 0 3 7 ...]
         [--iterations N] [--eval small|full] [--masks random|committed] [--device cpu|cuda]
@@ -115,23 +114,49 @@ def seconds(
     return time.perf_counter() - start
 
 
-def rate(net: str, round_: int, members: int, layers: tuple[int, ...], *args) -> float:
-    """Model-samples/s of ``members`` networks at ``round_``, each with ``layers`` sparse (the
-    other arguments as :func:`seconds`)."""
-    wall = seconds(net, round_, [layers] * members, *args)
-    return members * args[1] * PROTOCOLS[net].batch_size / wall
+def rate(
+    net: str,
+    round_: int,
+    members: int,
+    layers: tuple[int, ...],
+    data: Dataset,
+    iterations: int,
+    eval_every: int,
+    device: torch.device,
+    masks: str = "random",
+) -> float:
+    """Model-samples/s of ``members`` networks at ``round_``, each with ``layers`` sparse."""
+    plan = [layers] * members
+    wall = seconds(net, round_, plan, data, iterations, eval_every, device, masks)
+    return members * iterations * PROTOCOLS[net].batch_size / wall
 
 
-def mixed_rates(round_: int, members: int, layers: tuple[int, ...], *args) -> tuple[float, float]:
-    """Model-samples/s of a population whose first half runs dense and second half runs
+def mixed_rates(
+    round_: int,
+    members: int,
+    layers: tuple[int, ...],
+    data: Dataset,
+    iterations: int,
+    eval_every: int,
+    device: torch.device,
+) -> tuple[float, float]:
+    """Model-samples/s of an FC population whose first half runs dense and second half runs
     ``layers`` sparse, and of the same two halves trained as two populations one after the
-    other (the other arguments as :func:`seconds`)."""
+    other (random masks)."""
     half = members // 2
     dense, sparse = [()] * half, [layers] * (members - half)
-    samples = members * args[1] * PROTOCOLS["fc"].batch_size
-    together = seconds("fc", round_, dense + sparse, *args)
-    apart = seconds("fc", round_, dense, *args) + seconds("fc", round_, sparse, *args)
+    common = (data, iterations, eval_every, device)
+    together = seconds("fc", round_, dense + sparse, *common)
+    apart = seconds("fc", round_, dense, *common) + seconds("fc", round_, sparse, *common)
+    samples = members * iterations * PROTOCOLS["fc"].batch_size
     return samples / together, samples / apart
+
+
+def engine_plan(arch, round_: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The layers the engine runs sparse at ``round_`` of a lottery-ticket chain, by name and
+    by index (:func:`lth.sparse.sparse_layers`)."""
+    names = sparse_layers(arch, round_, "zero", "fp32")
+    return names, tuple(i for i, layer in enumerate(arch.layers) if layer.name in names)
 
 
 def main() -> None:
@@ -187,8 +212,7 @@ def main() -> None:
             * sum(layer.size * (1 - layer.rate) ** round_ for layer in arch.layers)
             / arch.num_weights
         )
-        names = sparse_layers(arch, round_, "zero", "fp32")
-        picked = tuple(i for i, layer in enumerate(arch.layers) if layer.name in names)
+        names, picked = engine_plan(arch, round_)
         for k in args.members:
             rates = {
                 mode: rate(
@@ -222,12 +246,11 @@ def mixed_table(rounds, members, arch, common) -> None:
     print("\nhalf dense, half sparse: one population against the two halves apart")
     print(f"{'round':>5s} {'K':>3s} {'one population':>15s} {'halves apart':>13s} {'ratio':>6s}")
     for round_ in rounds:
-        names = sparse_layers(arch, round_, "zero", "fp32")
-        picked = tuple(i for i, layer in enumerate(arch.layers) if layer.name in names)
+        _, picked = engine_plan(arch, round_)
         if not picked:
             continue
         for k in members:
-            together, apart = mixed_rates(round_, k, picked, *common, "random")
+            together, apart = mixed_rates(round_, k, picked, *common)
             ratio = apart / together
             print(f"{round_:>5d} {k:>3d} {together:>15,.0f} {apart:>13,.0f} {ratio:>5.2f}x")
 

@@ -459,31 +459,36 @@ def population_checkpoint(
     return Checkpoint(folder / f"{fingerprint}.pt", fingerprint, every_s, deadline)
 
 
-def checkpointed_populations(cache: StateCache) -> list[list[str]]:
-    """The record keys of every population with a checkpoint in the cache to resume from (a
-    members file beside a saved ``.pt``), in the order of their fingerprints."""
+def _members_files(cache: StateCache) -> list[tuple[Path, list[str]]]:
+    """Every checkpoint's members file in the cache with the record keys it lists, in the
+    order of their fingerprints (no keys where the file is damaged)."""
     found = []
     for members_file in sorted((cache.root / "checkpoints").glob("*.json")):
-        if not members_file.with_suffix(".pt").exists():
-            continue
         try:
             members = json.loads(members_file.read_text())
         except ValueError:
-            continue
-        if isinstance(members, list) and all(isinstance(key, str) for key in members):
-            found.append(members)
+            members = []
+        if not (isinstance(members, list) and all(isinstance(key, str) for key in members)):
+            members = []
+        found.append((members_file, members))
     return found
+
+
+def checkpointed_populations(cache: StateCache) -> list[list[str]]:
+    """The record keys of every population with a checkpoint in the cache to resume from (a
+    members file beside a saved ``.pt``), in the order of their fingerprints."""
+    return [
+        members
+        for members_file, members in _members_files(cache)
+        if members and members_file.with_suffix(".pt").exists()
+    ]
 
 
 def clean_checkpoints(cache: StateCache, store: RunStore) -> None:
     """Remove checkpoints of populations whose every member is recorded: left when a resumed
     sweep grouped its runs otherwise (member independence makes any grouping give the same
     records)."""
-    for members_file in (cache.root / "checkpoints").glob("*.json"):
-        try:
-            members = json.loads(members_file.read_text())
-        except ValueError:
-            members = []
+    for members_file, members in _members_files(cache):
         if all(key in store for key in members):
             members_file.with_suffix(".pt").unlink(missing_ok=True)
             members_file.unlink(missing_ok=True)
