@@ -131,21 +131,13 @@ def rate(
     return members * iterations * PROTOCOLS[net].batch_size / wall
 
 
-def mixed_rates(
-    round_: int,
-    members: int,
-    layers: tuple[int, ...],
-    data: Dataset,
-    iterations: int,
-    eval_every: int,
-    device: torch.device,
-) -> tuple[float, float]:
+def mixed_rates(round_: int, members: int, layers: tuple[int, ...], common: tuple):
     """Model-samples/s of an FC population whose first half runs dense and second half runs
     ``layers`` sparse, and of the same two halves trained as two populations one after the
-    other (random masks)."""
-    half = members // 2
+    other (random masks); ``common`` is :func:`seconds`' ``(data, iterations, eval_every,
+    device)``."""
+    half, iterations = members // 2, common[1]
     dense, sparse = [()] * half, [layers] * (members - half)
-    common = (data, iterations, eval_every, device)
     together = seconds("fc", round_, dense + sparse, *common)
     apart = seconds("fc", round_, dense, *common) + seconds("fc", round_, sparse, *common)
     samples = members * iterations * PROTOCOLS["fc"].batch_size
@@ -250,7 +242,7 @@ def mixed_table(rounds, members, arch, common) -> None:
         if not picked:
             continue
         for k in members:
-            together, apart = mixed_rates(round_, k, picked, *common)
+            together, apart = mixed_rates(round_, k, picked, common)
             ratio = apart / together
             print(f"{round_:>5d} {k:>3d} {together:>15,.0f} {apart:>13,.0f} {ratio:>5.2f}x")
 
